@@ -1,0 +1,59 @@
+# durabench: `make report` runs the evaluation and renders the reports;
+# `make test` runs unit tests and scenarios, then gates on fail-close items
+# and negative controls. Point at an existing server with TEMPORAL_ADDRESS.
+
+GO       ?= go
+BIN      := $(CURDIR)/bin/durabench
+EVIDENCE := reports/evidence
+# The scenario run, a few minutes on 2 cores; the first build of the
+# Temporal server takes longer.
+SCENARIO_TIMEOUT ?= 30m
+# Negative controls need a server the harness can kill: required only on
+# the embedded server.
+GATE_FLAGS := $(if $(TEMPORAL_ADDRESS),,-require-controls)
+# The committed baseline describes the embedded server on this kind of
+# machine; a run against another server is not compared with it.
+BASELINE := reports/baseline.json
+CURRENT  := bin/current
+
+export DURABENCH_BIN := $(BIN)
+
+.PHONY: all build unit scenarios report test gate compare baseline clean
+
+all: test
+
+build:
+	$(GO) build -o $(BIN) ./cmd/durabench
+
+unit: build
+	$(GO) vet ./...
+	$(GO) test -count=1 ./criteria/... ./reports/... ./harness/... ./cmd/... ./agent/...
+
+# Evidence is cleared first so that the report shows this run only. Packages
+# run one at a time (-p 1) so that the timings one measures are not skewed by
+# another's load.
+scenarios: build
+	rm -rf $(EVIDENCE)
+	$(GO) test -count=1 -p 1 -timeout $(SCENARIO_TIMEOUT) ./scenarios/...
+
+report: scenarios
+	$(BIN) report
+
+gate: build
+	$(BIN) gate $(GATE_FLAGS)
+
+# Fails when an item's stars drop, a fail-close item fails, or a PF median
+# regresses beyond its measured noise (see `durabench compare -h`).
+compare: build
+	$(BIN) report -out $(CURRENT) > /dev/null
+	$(BIN) compare $(BASELINE) $(CURRENT)/reports/report.json
+
+# Refresh the baseline on purpose, from a full run: `make baseline`, then
+# review and commit reports/baseline.json.
+baseline: report
+	cp reports/report.json $(BASELINE)
+
+test: unit scenarios gate $(if $(TEMPORAL_ADDRESS),,compare)
+
+clean:
+	rm -rf bin $(EVIDENCE)

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestExitStatus checks that bad input exits 2 with a message naming the
+// flag, before any server starts.
+func TestExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+	}{
+		{"no command", nil, 2, "usage: durabench"},
+		{"unknown command", []string{"serve"}, 2, `unknown command "serve"`},
+		{"help", []string{"help"}, 0, "devserver"},
+		{"port out of range", []string{"devserver", "--port", "99999"}, 2, "--port: 99999 is outside 0..65535"},
+		{"unusable db file", []string{"devserver", "--db-file", filepath.Join(dir, "missing", "t.db")}, 2, "--db-file: directory of"},
+		{"bad dynamic config", []string{"devserver", "--dynamic-config-value", "novalue"}, 2, "--dynamic-config-value"},
+		{"unknown flag", []string{"devserver", "--prot", "1"}, 2, "flag provided but not defined: -prot"},
+		{"stray argument", []string{"version", "extra"}, 2, `unexpected argument "extra"`},
+		{"report without evidence", []string{"report", "-profile", "../../fixtures/profiles/default.yaml", "-evidence", filepath.Join(dir, "none")}, 2, "no evidence found"},
+		{"gate without evidence", []string{"gate", "-profile", "../../fixtures/profiles/default.yaml", "-evidence", filepath.Join(dir, "none")}, 2, "no evidence found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			assert.Equal(t, tt.status, run(tt.args, &stdout, &stderr), "stderr: %s", stderr.String())
+			assert.Contains(t, stderr.String(), tt.stderr)
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 0, run([]string{"version"}, &stdout, &stderr))
+	assert.Contains(t, stdout.String(), "go.temporal.io/sdk")
+	assert.Contains(t, stdout.String(), "go.temporal.io/server")
+}
+
+func TestCompareCommand(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	five := write("five.json", `{"items":[{"id":"EX-01","category":"EX","stars":5}]}`)
+	three := write("three.json", `{"items":[{"id":"EX-01","category":"EX","stars":3,"reason":"level 4 failed"}]}`)
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		out    string
+	}{
+		{"no regression", []string{"compare", five, five}, 0, "compare: no regression"},
+		{"stars drop", []string{"compare", five, three}, 1, "regression: stars EX-01: 5 → 3"},
+		{"one file", []string{"compare", five}, 2, "want BASELINE CURRENT"},
+		{"missing file", []string{"compare", five, filepath.Join(dir, "none.json")}, 2, "no such file"},
+		{"bad min-effect", []string{"compare", "-min-effect", "2", five, five}, 2, "-min-effect"},
+		{"not a report", []string{"compare", five, write("bad.json", `{"items":[]}`)}, 2, "field items"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			assert.Equal(t, tt.status, run(tt.args, &stdout, &stderr))
+			assert.Contains(t, stdout.String()+stderr.String(), tt.out)
+		})
+	}
+}

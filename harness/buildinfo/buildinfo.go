@@ -1,0 +1,45 @@
+// Package buildinfo reads the versions of Go, the Temporal SDK and the
+// Temporal server that the running binary was built with, so that reports
+// state what was measured rather than what a constant claims.
+package buildinfo
+
+import (
+	"runtime"
+	"runtime/debug"
+)
+
+// Module paths whose versions reports show.
+const (
+	SDKModule    = "go.temporal.io/sdk"
+	ServerModule = "go.temporal.io/server"
+)
+
+// Versions of the running binary.
+type Versions struct {
+	Go        string
+	Durabench string
+	SDK       string // "" when the binary does not link the SDK
+	Server    string // "" when the binary does not link the server
+}
+
+// Read returns the versions recorded in the binary's build information.
+func Read() Versions {
+	v := Versions{Go: runtime.Version()}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	v.Durabench = bi.Main.Version
+	for _, d := range bi.Deps {
+		if d.Replace != nil {
+			d = d.Replace
+		}
+		switch d.Path {
+		case SDKModule:
+			v.SDK = d.Version
+		case ServerModule:
+			v.Server = d.Version
+		}
+	}
+	return v
+}

@@ -1,0 +1,113 @@
+package harness
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durabench/durabench/harness/evidence"
+)
+
+// Check records the evidence of one catalog check observed by a test. A
+// check that fails is a finding about the platform, not a test failure: the
+// test passes and the report shows the failed check. Harness faults call
+// t.Fatal instead.
+type Check struct {
+	env     *Env
+	t       testing.TB
+	id      string
+	control bool
+	started time.Time
+	mu      sync.Mutex
+	done    bool
+}
+
+// Check starts recording catalog check id (e.g. "EX-01.worker-sigkill").
+func (e *Env) Check(t testing.TB, id string) *Check {
+	return e.newCheck(t, id, false)
+}
+
+// Control starts recording a negative control: a check run against a
+// deliberately broken setup, expected to fail.
+func (e *Env) Control(t testing.TB, id string) *Check {
+	return e.newCheck(t, id, true)
+}
+
+func (e *Env) newCheck(t testing.TB, id string, control bool) *Check {
+	t.Helper()
+	if len(id) < 7 || id[5] != '.' {
+		t.Fatalf("harness: check id %q must be ITEM.name, e.g. EX-01.worker-sigkill", id)
+	}
+	c := &Check{env: e, t: t, id: id, control: control, started: time.Now()}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.done && !t.Failed() && !t.Skipped() {
+			t.Errorf("harness: check %s recorded no outcome", id)
+		}
+	})
+	return c
+}
+
+// Pass records that the check passed, with what was observed.
+func (c *Check) Pass(detail string, metrics map[string]float64) {
+	c.record(evidence.Passed, detail, metrics)
+}
+
+// Fail records that the check failed, with what was observed.
+func (c *Check) Fail(detail string, metrics map[string]float64) {
+	c.record(evidence.Failed, detail, metrics)
+}
+
+// Result records passed when ok, failed otherwise.
+func (c *Check) Result(ok bool, detail string, metrics map[string]float64) {
+	if ok {
+		c.Pass(detail, metrics)
+	} else {
+		c.Fail(detail, metrics)
+	}
+}
+
+// NotMeasured records that this environment cannot observe the check.
+func (c *Check) NotMeasured(reason string) {
+	c.record(evidence.NotMeasured, reason, nil)
+}
+
+func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]float64) {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		c.t.Fatalf("harness: check %s recorded twice", c.id)
+	}
+	c.done = true
+	r := evidence.Record{
+		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
+		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
+		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(),
+	}
+	if err := c.env.evidence.Write(r); err != nil {
+		c.t.Fatalf("harness: writing evidence: %v", err)
+	}
+	kind := "check"
+	if c.control {
+		kind = "negative control"
+	}
+	c.t.Logf("%s %s: %s — %s", kind, c.id, o, detail)
+}
+
+// reproduce is the command that reruns one test of this package.
+func (e *Env) reproduce(testName string) string {
+	parts := strings.Split(testName, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	cmd := fmt.Sprintf("go test %s -run '%s' -count=1 -v", e.PkgPath, strings.Join(parts, "/"))
+	if e.External {
+		cmd = fmt.Sprintf("%s=%s %s", EnvAddress, e.Options.HostPort, cmd)
+	}
+	return cmd
+}

@@ -1,0 +1,219 @@
+// Package evidence defines what a scenario observed, one JSON line per check,
+// and reads and writes those lines. It has no Temporal imports so that the
+// report side can read evidence without linking the SDK or the server.
+package evidence
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Outcome is what a check observed.
+type Outcome string
+
+const (
+	Passed      Outcome = "passed"
+	Failed      Outcome = "failed"
+	NotMeasured Outcome = "not_measured"
+)
+
+// Valid reports whether o is one of the three known outcomes.
+func (o Outcome) Valid() bool {
+	return o == Passed || o == Failed || o == NotMeasured
+}
+
+// Record is one check's evidence: the JSONL line a scenario writes.
+type Record struct {
+	Check     string             `json:"check"`             // catalog check id, e.g. "EX-01.worker-sigkill"
+	Item      string             `json:"item"`              // catalog item id, e.g. "EX-01"
+	Outcome   Outcome            `json:"outcome"`           // what was observed
+	Detail    string             `json:"detail"`            // observed facts, human readable
+	Reproduce string             `json:"reproduce"`         // command that reruns this check
+	Control   bool               `json:"control,omitempty"` // a negative control: it is expected to fail
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	Test      string             `json:"test,omitempty"` // go test name that produced it
+	Started   time.Time          `json:"started"`
+	Duration  float64            `json:"duration_s"`
+}
+
+// Environment describes what a scenario package ran against.
+type Environment struct {
+	Package       string            `json:"package"`
+	Mode          string            `json:"mode"` // "embedded" or "external"
+	Address       string            `json:"address"`
+	Namespace     string            `json:"namespace"`
+	ServerVersion string            `json:"server_version,omitempty"`
+	SDKVersion    string            `json:"sdk_version,omitempty"`
+	Persistence   string            `json:"persistence,omitempty"`
+	DynamicConfig map[string]string `json:"dynamic_config,omitempty"`
+	GoVersion     string            `json:"go_version"`
+	CPUs          int               `json:"cpus"`
+	OS            string            `json:"os"`
+	Recorded      time.Time         `json:"recorded"`
+}
+
+// Writer appends records to one JSONL file; safe for concurrent use.
+type Writer struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+// Create opens (appending) dir/name.jsonl, creating dir.
+func Create(dir, name string) (*Writer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("evidence dir %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name+".jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("evidence file: %w", err)
+	}
+	return &Writer{f: f}, nil
+}
+
+// Write validates r and appends it as one line.
+func (w *Writer) Write(r Record) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, err = w.f.Write(append(b, '\n'))
+	return err
+}
+
+// Close closes the file.
+func (w *Writer) Close() error { return w.f.Close() }
+
+// Validate checks the fields a report needs.
+func (r Record) Validate() error {
+	switch {
+	case r.Check == "":
+		return errors.New("evidence: field check: must not be empty")
+	case r.Item == "":
+		return fmt.Errorf("evidence %s: field item: must not be empty", r.Check)
+	case !r.Outcome.Valid():
+		return fmt.Errorf("evidence %s: field outcome: %q is not passed, failed or not_measured", r.Check, r.Outcome)
+	case r.Detail == "":
+		return fmt.Errorf("evidence %s: field detail: must say what was observed", r.Check)
+	case r.Reproduce == "":
+		return fmt.Errorf("evidence %s: field reproduce: must give a command", r.Check)
+	}
+	return nil
+}
+
+// WriteEnvironment writes dir/env-<package>.json.
+func WriteEnvironment(dir string, env Environment) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(env, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "env-"+env.Package+".json"), b, 0o644)
+}
+
+// Set is everything read from an evidence directory.
+type Set struct {
+	Records      []Record
+	Environments []Environment
+}
+
+// ErrNoEvidence is returned by Load when the directory holds no records.
+var ErrNoEvidence = errors.New("no evidence found")
+
+// Load reads every *.jsonl and env-*.json file in dir. Records are returned in
+// file order; when a check was recorded more than once (a test rerun with
+// -count), the last record wins.
+func Load(dir string) (*Set, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: evidence directory %s does not exist (run the scenarios first: make report)", ErrNoEvidence, dir)
+		}
+		return nil, err
+	}
+	set := &Set{}
+	index := map[string]int{}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		switch {
+		case strings.HasPrefix(name, "env-") && strings.HasSuffix(name, ".json"):
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			var env Environment
+			if err := json.Unmarshal(b, &env); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			set.Environments = append(set.Environments, env)
+		case strings.HasSuffix(name, ".jsonl"):
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			recs, err := Decode(f)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			for _, r := range recs {
+				if i, ok := index[r.Check]; ok {
+					set.Records[i] = r
+					continue
+				}
+				index[r.Check] = len(set.Records)
+				set.Records = append(set.Records, r)
+			}
+		}
+	}
+	if len(set.Records) == 0 {
+		return nil, fmt.Errorf("%w in %s (run the scenarios first: make report)", ErrNoEvidence, dir)
+	}
+	return set, nil
+}
+
+// Decode reads JSONL records, naming the line of the first bad one.
+func Decode(r io.Reader) ([]Record, error) {
+	var out []Record
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var rec Record
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rec); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		if err := rec.Validate(); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out, sc.Err()
+}

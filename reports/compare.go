@@ -1,0 +1,135 @@
+package reports
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// CompareOptions tune Compare.
+type CompareOptions struct {
+	// MinEffect is the smallest relative change of a median that counts as a
+	// regression even when it is statistically clear (0.10 = 10%), so that
+	// a real but immaterial shift in a large sample does not fail CI.
+	MinEffect float64
+}
+
+// Regression is one way the current run is worse than the baseline.
+type Regression struct {
+	Kind   string // "stars", "fail-close", "metric"
+	Item   string
+	Check  string // for metrics
+	Detail string
+}
+
+func (r Regression) String() string {
+	where := r.Item
+	if r.Check != "" {
+		where = r.Check
+	}
+	return fmt.Sprintf("%s %s: %s", r.Kind, where, r.Detail)
+}
+
+// ReadJSON decodes a report.json written by WriteJSON.
+func ReadJSON(r io.Reader) (*JSONReport, error) {
+	var rep JSONReport
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		return nil, fmt.Errorf("report.json: %w", err)
+	}
+	if len(rep.Items) == 0 {
+		return nil, fmt.Errorf("report.json: field items: must not be empty")
+	}
+	return &rep, nil
+}
+
+// Compare lists the regressions of current against baseline:
+//   - an item's stars dropped, or an item measured in the baseline is not
+//     measured now;
+//   - an applicable fail-close item fails in the current run;
+//   - a performance (PF) latency or throughput median got worse beyond its
+//     noise; other items' timings (recovery times under chaos, say) vary too
+//     much from run to run to gate on. A metric
+//     X_p50 recorded with its bootstrap 95% interval (X_p50_lo, X_p50_hi)
+//     regresses when the two runs' intervals do not overlap in the worse
+//     direction and the median moved by at least MinEffect. Metrics whose
+//     name contains "per_s" or "throughput" are better higher; all others
+//     (latencies, durations) are better lower.
+func Compare(baseline, current *JSONReport, o CompareOptions) []Regression {
+	var out []Regression
+	base := map[string]jsonItem{}
+	for _, it := range baseline.Items {
+		base[it.ID] = it
+	}
+	for _, cur := range current.Items {
+		b, ok := base[cur.ID]
+		if !ok || b.Stars == nil {
+			continue
+		}
+		switch {
+		case cur.Stars == nil:
+			out = append(out, Regression{Kind: "stars", Item: cur.ID,
+				Detail: fmt.Sprintf("measured at %d in the baseline, not measured now (%s)", *b.Stars, cur.Reason)})
+		case *cur.Stars < *b.Stars:
+			out = append(out, Regression{Kind: "stars", Item: cur.ID,
+				Detail: fmt.Sprintf("%d → %d (%s)", *b.Stars, *cur.Stars, cur.Reason)})
+		}
+		if cur.Category == "PF" {
+			out = append(out, compareMetrics(b, cur, o)...)
+		}
+	}
+	for _, fc := range current.Overall.FailClose {
+		if fc.Applies && fc.Status == "fail" {
+			out = append(out, Regression{Kind: "fail-close", Item: fc.Item, Detail: fmt.Sprintf("rates %d (≤2)", *fc.Stars)})
+		}
+	}
+	return out
+}
+
+func compareMetrics(base, cur jsonItem, o CompareOptions) []Regression {
+	var out []Regression
+	baseChecks := map[string]jsonCheck{}
+	for _, c := range base.Checks {
+		baseChecks[c.ID] = c
+	}
+	for _, c := range cur.Checks {
+		b, ok := baseChecks[c.ID]
+		if !ok {
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(c.Metrics)) {
+			if !strings.HasSuffix(name, "_p50") {
+				continue
+			}
+			bm, cm := interval(b.Metrics, name), interval(c.Metrics, name)
+			if bm == nil || cm == nil || bm[1] == 0 {
+				continue
+			}
+			higherBetter := strings.Contains(name, "per_s") || strings.Contains(name, "throughput")
+			change := (cm[1] - bm[1]) / bm[1]
+			worse := cm[0] > bm[2] && change >= o.MinEffect // lower is better: current's low end above baseline's high end
+			if higherBetter {
+				worse = cm[2] < bm[0] && -change >= o.MinEffect
+			}
+			if worse {
+				out = append(out, Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
+					"%s median %.4g → %.4g (%+.1f%%); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
+					name, bm[1], cm[1], 100*change, bm[0], bm[2], cm[0], cm[2])})
+			}
+		}
+	}
+	return out
+}
+
+// interval returns {lo, median, hi} of metric name, or nil if incomplete.
+func interval(m map[string]float64, name string) []float64 {
+	mid, ok1 := m[name]
+	lo, ok2 := m[name+"_lo"]
+	hi, ok3 := m[name+"_hi"]
+	if !ok1 || !ok2 || !ok3 {
+		return nil
+	}
+	return []float64{lo, mid, hi}
+}

@@ -1,0 +1,79 @@
+package reports
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func stars(n int) *int { return &n }
+
+// pfItem is a PF item whose one check carries a latency and a throughput
+// median with their intervals.
+func pfItem(latency, throughput [3]float64) jsonItem {
+	return jsonItem{ID: "PF-01", Category: "PF", Stars: stars(4), Checks: []jsonCheck{{ID: "PF-01.activity-latency", Metrics: map[string]float64{
+		"step_ms_p50_lo": latency[0], "step_ms_p50": latency[1], "step_ms_p50_hi": latency[2],
+		"throughput_per_s_p50_lo": throughput[0], "throughput_per_s_p50": throughput[1], "throughput_per_s_p50_hi": throughput[2],
+	}}}}
+}
+
+func TestCompare(t *testing.T) {
+	steady := pfItem([3]float64{9, 10, 11}, [3]float64{95, 100, 105})
+	ex := func(n *int) jsonItem {
+		return jsonItem{ID: "EX-01", Category: "EX", Stars: n, Reason: "level 4 failed"}
+	}
+	tests := []struct {
+		name      string
+		base, cur []jsonItem
+		failClose []jsonFailClose
+		want      []string // substrings, one per regression
+	}{
+		{name: "same", base: []jsonItem{ex(stars(5)), steady}, cur: []jsonItem{ex(stars(5)), steady}},
+		{name: "stars drop", base: []jsonItem{ex(stars(5))}, cur: []jsonItem{ex(stars(3))}, want: []string{"stars EX-01: 5 → 3 (level 4 failed)"}},
+		{name: "no longer measured", base: []jsonItem{ex(stars(5))}, cur: []jsonItem{ex(nil)}, want: []string{"not measured now"}},
+		{name: "newly measured is fine", base: []jsonItem{ex(nil)}, cur: []jsonItem{ex(stars(2))}},
+		{name: "fail-close fails", base: []jsonItem{ex(nil)}, cur: []jsonItem{ex(stars(2))},
+			failClose: []jsonFailClose{{Item: "EX-01", Applies: true, Stars: stars(2), Status: "fail"}}, want: []string{"fail-close EX-01: rates 2"}},
+		{name: "latency regression beyond noise", base: []jsonItem{steady},
+			cur:  []jsonItem{pfItem([3]float64{13, 14, 15}, [3]float64{95, 100, 105})},
+			want: []string{"metric PF-01.activity-latency: step_ms_p50 median 10 → 14 (+40.0%)"}},
+		{name: "latency shift within noise", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{10.5, 12, 14}, [3]float64{95, 100, 105})}},
+		{name: "significant but immaterial", base: []jsonItem{pfItem([3]float64{9.9, 10, 10.1}, [3]float64{95, 100, 105})},
+			cur: []jsonItem{pfItem([3]float64{10.2, 10.3, 10.4}, [3]float64{95, 100, 105})}},
+		{name: "latency improvement", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{4, 5, 6}, [3]float64{95, 100, 105})}},
+		{name: "throughput regression", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{60, 70, 80})},
+			want: []string{"throughput_per_s_p50 median 100 → 70 (-30.0%)"}},
+		{name: "throughput improvement", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{150, 160, 170})}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := &JSONReport{Items: tt.base}
+			cur := &JSONReport{Items: tt.cur, Overall: jsonOverall{FailClose: tt.failClose}}
+			got := Compare(base, cur, CompareOptions{MinEffect: 0.10})
+			require.Len(t, got, len(tt.want), "regressions: %v", got)
+			for i, w := range tt.want {
+				assert.Contains(t, got[i].String(), w)
+			}
+		})
+	}
+}
+
+func TestCompareIgnoresNonPFTimings(t *testing.T) {
+	item := func(p50 float64) jsonItem {
+		return jsonItem{ID: "EX-01", Category: "EX", Stars: stars(5), Checks: []jsonCheck{{ID: "EX-01.chaos",
+			Metrics: map[string]float64{"recovery_s_p50": p50, "recovery_s_p50_lo": p50 - 0.1, "recovery_s_p50_hi": p50 + 0.1}}}}
+	}
+	assert.Empty(t, Compare(&JSONReport{Items: []jsonItem{item(4)}}, &JSONReport{Items: []jsonItem{item(9)}}, CompareOptions{MinEffect: 0.1}))
+}
+
+func TestReadJSON(t *testing.T) {
+	_, err := ReadJSON(strings.NewReader(`{"items": []}`))
+	require.ErrorContains(t, err, "field items")
+	_, err = ReadJSON(strings.NewReader(`{`))
+	require.ErrorContains(t, err, "report.json")
+	r, err := ReadJSON(strings.NewReader(`{"items": [{"id": "EX-01", "stars": 4}]}`))
+	require.NoError(t, err)
+	assert.Equal(t, 4, *r.Items[0].Stars)
+}

@@ -1,0 +1,380 @@
+package ex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/durabench/durabench/harness"
+)
+
+// TestEX03 measures idempotent starts: conflict and reuse policies,
+// concurrent identical starts, request-id deduplication and with-start calls.
+func TestEX03(t *testing.T) {
+	env := harness.Get(t)
+	c := env.Dial(t)
+	tq := harness.TaskQueue(t)
+	w := worker.New(c, tq, worker.Options{})
+	w.RegisterWorkflow(GateWorkflow)
+	if err := w.Start(); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	t.Cleanup(w.Stop)
+	g := gate{c: c, tq: tq}
+
+	t.Run("duplicate_start_rejected", g.testDuplicateRejected)
+	t.Run("conflict_policies", g.testConflictPolicies)
+	t.Run("reuse_policies", g.testReusePolicies)
+	t.Run("control_allow_duplicate", g.testControlAllowDuplicate)
+	t.Run("concurrent_starts", g.testConcurrentStarts)
+	t.Run("request_id_dedup", g.testRequestIDDedup)
+	t.Run("with_start_idempotent", g.testWithStart)
+}
+
+// gate starts GateWorkflows on one task queue served by an in-process worker.
+type gate struct {
+	c  client.Client
+	tq string
+}
+
+func (g gate) options(id string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID: id, TaskQueue: g.tq,
+		WorkflowExecutionTimeout:                 5 * time.Minute,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}
+}
+
+// start starts a GateWorkflow; a run left open is terminated at test end.
+func (g gate) start(ctx context.Context, t *testing.T, o client.StartWorkflowOptions, in GateInput) (client.WorkflowRun, error) {
+	run, err := g.c.ExecuteWorkflow(ctx, o, GateWorkflow, in)
+	if err == nil {
+		t.Cleanup(func() {
+			_ = g.c.TerminateWorkflow(context.Background(), run.GetID(), run.GetRunID(), "test cleanup")
+		})
+	}
+	return run, err
+}
+
+func (g gate) mustStart(ctx context.Context, t *testing.T, o client.StartWorkflowOptions, in GateInput) client.WorkflowRun {
+	t.Helper()
+	run, err := g.start(ctx, t, o, in)
+	if err != nil {
+		t.Fatalf("start %s: %v", o.ID, err)
+	}
+	return run
+}
+
+// closed starts a run that closes at once (failed if fail) and waits for it.
+func (g gate) closed(ctx context.Context, t *testing.T, id string, fail bool) client.WorkflowRun {
+	t.Helper()
+	run := g.mustStart(ctx, t, g.options(id), GateInput{Done: !fail, Fail: fail})
+	if err := run.Get(ctx, nil); (err != nil) != fail {
+		t.Fatalf("run %s: want failure %v, got %v", id, fail, err)
+	}
+	return run
+}
+
+func alreadyStarted(err error) bool {
+	var as *serviceerror.WorkflowExecutionAlreadyStarted
+	return errors.As(err, &as)
+}
+
+// attempt is the observed result of one start.
+type attempt struct {
+	runID string
+	err   error
+}
+
+func (a attempt) rejected() bool { return alreadyStarted(a.err) }
+
+func (a attempt) String() string {
+	switch {
+	case a.err == nil:
+		return "started run " + harness.ShortID(a.runID)
+	case a.rejected():
+		return "rejected (WorkflowExecutionAlreadyStarted)"
+	}
+	return "error: " + a.err.Error()
+}
+
+func (g gate) try(ctx context.Context, t *testing.T, o client.StartWorkflowOptions) attempt {
+	run, err := g.start(ctx, t, o, GateInput{Done: true})
+	if err != nil {
+		return attempt{err: err}
+	}
+	return attempt{runID: run.GetRunID()}
+}
+
+func (g gate) testDuplicateRejected(t *testing.T) {
+	check := harness.Get(t).Check(t, "EX-03.duplicate-start-rejected")
+	ctx := harness.Context(t, 2*time.Minute)
+	id := harness.UniqueID(t, "wf")
+	first := g.mustStart(ctx, t, g.options(id), GateInput{})
+	second := g.try(ctx, t, g.options(id))
+	// The SDK's default (no error when already started) must join the same run.
+	o := g.options(id)
+	o.WorkflowExecutionErrorWhenAlreadyStarted = false
+	joined := g.try(ctx, t, o)
+	ok := second.rejected() && joined.err == nil && joined.runID == first.GetRunID()
+	check.Result(ok, fmt.Sprintf("first start: run %s; second start of the running id: %s; with the SDK default it returned run %s (same run: %v)",
+		harness.ShortID(first.GetRunID()), second, harness.ShortID(joined.runID), joined.runID == first.GetRunID()), nil)
+}
+
+func (g gate) testConflictPolicies(t *testing.T) {
+	check := harness.Get(t).Check(t, "EX-03.conflict-policies")
+	ctx := harness.Context(t, 2*time.Minute)
+	id := harness.UniqueID(t, "wf")
+	first := g.mustStart(ctx, t, g.options(id), GateInput{})
+	withPolicy := func(p enumspb.WorkflowIdConflictPolicy) client.StartWorkflowOptions {
+		o := g.options(id)
+		o.WorkflowIDConflictPolicy = p
+		return o
+	}
+	fail := g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL))
+	useExisting := g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING))
+	terminate := g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING))
+	oldStatus := "unknown"
+	if d, err := g.c.DescribeWorkflowExecution(ctx, id, first.GetRunID()); err == nil {
+		oldStatus = d.GetWorkflowExecutionInfo().GetStatus().String()
+	}
+	ok := fail.rejected() &&
+		useExisting.err == nil && useExisting.runID == first.GetRunID() &&
+		terminate.err == nil && terminate.runID != first.GetRunID() && oldStatus == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED.String()
+	check.Result(ok, fmt.Sprintf("running run %s; Fail: %s; UseExisting: %s (same run: %v); TerminateExisting: %s, old run now %s",
+		harness.ShortID(first.GetRunID()), fail, useExisting, useExisting.runID == first.GetRunID(), terminate, oldStatus), nil)
+}
+
+// reuseAttempt starts id again after it closed, under reuse policy p.
+func (g gate) reuseAttempt(ctx context.Context, t *testing.T, id string, p enumspb.WorkflowIdReusePolicy) attempt {
+	o := g.options(id)
+	o.WorkflowIDReusePolicy = p
+	return g.try(ctx, t, o)
+}
+
+func (g gate) testReusePolicies(t *testing.T) {
+	check := harness.Get(t).Check(t, "EX-03.reuse-policies")
+	ctx := harness.Context(t, 2*time.Minute)
+	succeeded := harness.UniqueID(t, "ok")
+	failed := harness.UniqueID(t, "failed")
+	g.closed(ctx, t, succeeded, false)
+	g.closed(ctx, t, failed, true)
+	reject := g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	failedOnlyAfterSuccess := g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY)
+	failedOnlyAfterFailure := g.reuseAttempt(ctx, t, failed, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY)
+	allow := g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+	ok := reject.rejected() && failedOnlyAfterSuccess.rejected() &&
+		failedOnlyAfterFailure.err == nil && allow.err == nil
+	check.Result(ok, fmt.Sprintf("after a completed run: RejectDuplicate %s; AllowDuplicateFailedOnly %s; AllowDuplicate %s. "+
+		"After a failed run: AllowDuplicateFailedOnly %s", reject, failedOnlyAfterSuccess, allow, failedOnlyAfterFailure), nil)
+}
+
+// testControlAllowDuplicate runs the rejection check against a policy that
+// allows duplicates: the duplicate must get through, so the check fails.
+func (g gate) testControlAllowDuplicate(t *testing.T) {
+	control := harness.Get(t).Control(t, "EX-03.control-allow-duplicate")
+	ctx := harness.Context(t, 2*time.Minute)
+	id := harness.UniqueID(t, "wf")
+	g.closed(ctx, t, id, false)
+	again := g.reuseAttempt(ctx, t, id, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+	control.Result(again.rejected(), "duplicate start under AllowDuplicate after a completed run: "+again.String(), nil)
+}
+
+// concurrently runs n copies of f released at the same instant.
+func concurrently(n int, f func() attempt) []attempt {
+	out := make([]attempt, n)
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release
+			out[i] = f()
+		}()
+	}
+	close(release)
+	wg.Wait()
+	return out
+}
+
+func (g gate) testConcurrentStarts(t *testing.T) {
+	check := harness.Get(t).Check(t, "EX-03.concurrent-starts")
+	ctx := harness.Context(t, 2*time.Minute)
+	const n = 50
+	failID := harness.UniqueID(t, "fail")
+	fail := concurrently(n, func() attempt {
+		run, err := g.start(ctx, t, g.options(failID), GateInput{})
+		if err != nil {
+			return attempt{err: err}
+		}
+		return attempt{runID: run.GetRunID()}
+	})
+	started, rejected, other := 0, 0, []error{}
+	for _, a := range fail {
+		switch {
+		case a.err == nil:
+			started++
+		case a.rejected():
+			rejected++
+		default:
+			other = append(other, a.err)
+		}
+	}
+	runs, countErr := g.countRuns(ctx, failID)
+
+	useID := harness.UniqueID(t, "use")
+	use := concurrently(n, func() attempt {
+		o := g.options(useID)
+		o.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+		run, err := g.start(ctx, t, o, GateInput{})
+		if err != nil {
+			return attempt{err: err}
+		}
+		return attempt{runID: run.GetRunID()}
+	})
+	distinct := map[string]bool{}
+	useErrs := 0
+	for _, a := range use {
+		if a.err != nil {
+			useErrs++
+			continue
+		}
+		distinct[a.runID] = true
+	}
+	ok := started == 1 && rejected == n-1 && len(other) == 0 && runs == 1 && countErr == nil &&
+		useErrs == 0 && len(distinct) == 1
+	check.Result(ok, fmt.Sprintf("%d concurrent starts with conflict policy Fail: %d started, %d rejected, other errors %v; "+
+		"visibility counts %d run(s) for the id (error: %v). %d concurrent starts with UseExisting: %d distinct run id(s), %d errors",
+		n, started, rejected, other, runs, countErr, n, len(distinct), useErrs),
+		map[string]float64{"concurrent_starts": n, "runs_created": float64(runs)})
+}
+
+// countRuns counts the runs visibility knows for id, waiting until the
+// first is visible (visibility is written asynchronously).
+func (g gate) countRuns(ctx context.Context, id string) (int64, error) {
+	var n int64
+	err := harness.WaitFor(ctx, 30*time.Second, 100*time.Millisecond, "visibility of "+id, func(ctx context.Context) (bool, error) {
+		resp, err := g.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id)})
+		if err != nil {
+			return false, err
+		}
+		n = resp.GetCount()
+		return n > 0, nil
+	})
+	return n, err
+}
+
+func (g gate) testRequestIDDedup(t *testing.T) {
+	env := harness.Get(t)
+	check := env.Check(t, "EX-03.request-id-dedup")
+	ctx := harness.Context(t, 2*time.Minute)
+	id := harness.UniqueID(t, "wf")
+	input, err := converter.GetDefaultDataConverter().ToPayloads(GateInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(requestID string) *workflowservice.StartWorkflowExecutionRequest {
+		return &workflowservice.StartWorkflowExecutionRequest{
+			Namespace: env.Options.Namespace, WorkflowId: id, RequestId: requestID,
+			WorkflowType:             &commonpb.WorkflowType{Name: "GateWorkflow"},
+			TaskQueue:                &taskqueuepb.TaskQueue{Name: g.tq},
+			Input:                    input,
+			WorkflowExecutionTimeout: durationpb.New(5 * time.Minute),
+			WorkflowIdConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		}
+	}
+	svc := g.c.WorkflowService()
+	requestID := uuid.NewString()
+	r1, err1 := svc.StartWorkflowExecution(ctx, req(requestID))
+	if err1 == nil {
+		t.Cleanup(func() { _ = g.c.TerminateWorkflow(context.Background(), id, r1.GetRunId(), "test cleanup") })
+	}
+	r2, err2 := svc.StartWorkflowExecution(ctx, req(requestID)) // a retry of the same request
+	_, err3 := svc.StartWorkflowExecution(ctx, req(uuid.NewString()))
+	ok := err1 == nil && err2 == nil && r1.GetRunId() != "" && r2.GetRunId() == r1.GetRunId() && alreadyStarted(err3)
+	check.Result(ok, fmt.Sprintf("conflict policy Fail; first request: run %s (error: %v); same request id again: run %s (error: %v, started flag %v); "+
+		"a new request id: %v", harness.ShortID(r1.GetRunId()), err1, harness.ShortID(r2.GetRunId()), err2, r2.GetStarted(), attempt{err: err3}), nil)
+}
+
+func (g gate) testWithStart(t *testing.T) {
+	check := harness.Get(t).Check(t, "EX-03.with-start-idempotent")
+	ctx := harness.Context(t, 2*time.Minute)
+
+	// Signal-with-start twice: one run, both signals delivered.
+	sigID := harness.UniqueID(t, "sig")
+	o := g.options(sigID)
+	o.WorkflowExecutionErrorWhenAlreadyStarted = false
+	var sigRuns []string
+	var sigErr error
+	for range 2 {
+		run, err := g.c.SignalWithStartWorkflow(ctx, sigID, "ping", nil, o, GateWorkflow, GateInput{})
+		if err != nil {
+			sigErr = err
+			break
+		}
+		sigRuns = append(sigRuns, run.GetRunID())
+	}
+	t.Cleanup(func() { _ = g.c.TerminateWorkflow(context.Background(), sigID, "", "test cleanup") })
+	sigState, sigQueryErr := g.state(ctx, sigID)
+
+	// Update-with-start twice with one update id: one run, one execution.
+	updID := harness.UniqueID(t, "upd")
+	var updRuns []string
+	var results []int
+	var updErr error
+	for range 2 {
+		uo := g.options(updID)
+		uo.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+		uo.WorkflowExecutionErrorWhenAlreadyStarted = false
+		op := g.c.NewWithStartWorkflowOperation(uo, GateWorkflow, GateInput{})
+		h, err := g.c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+			StartWorkflowOperation: op,
+			UpdateOptions: client.UpdateWorkflowOptions{
+				UpdateID: "bump-once", UpdateName: "bump", WaitForStage: client.WorkflowUpdateStageCompleted,
+			},
+		})
+		var v int
+		if err == nil {
+			err = h.Get(ctx, &v)
+		}
+		if err != nil {
+			updErr = err
+			break
+		}
+		results = append(results, v)
+		updRuns = append(updRuns, h.RunID())
+	}
+	t.Cleanup(func() { _ = g.c.TerminateWorkflow(context.Background(), updID, "", "test cleanup") })
+	updState, updQueryErr := g.state(ctx, updID)
+
+	ok := sigErr == nil && len(sigRuns) == 2 && sigRuns[0] == sigRuns[1] && sigQueryErr == nil && sigState.Pings == 2 &&
+		updErr == nil && len(updRuns) == 2 && updRuns[0] == updRuns[1] && updQueryErr == nil && updState.Bumps == 1 &&
+		results[0] == 1 && results[1] == 1
+	check.Result(ok, fmt.Sprintf("signal-with-start ×2: runs %v (error: %v), signals received %d (query error: %v); "+
+		"update-with-start ×2 with one update id: runs %v, results %v (error: %v), update executed %d time(s) (query error: %v)",
+		harness.ShortIDs(sigRuns), sigErr, sigState.Pings, sigQueryErr, harness.ShortIDs(updRuns), results, updErr, updState.Bumps, updQueryErr), nil)
+}
+
+func (g gate) state(ctx context.Context, id string) (GateState, error) {
+	var st GateState
+	v, err := g.c.QueryWorkflow(ctx, id, "", "state")
+	if err == nil {
+		err = v.Get(&st)
+	}
+	return st, err
+}

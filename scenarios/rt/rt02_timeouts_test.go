@@ -1,0 +1,480 @@
+package rt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/durabench/durabench/harness"
+	"github.com/durabench/durabench/harness/stats"
+)
+
+// TestRT02 measures every timeout type: which error type each produces,
+// whether it is retried, when it fires, and how workflow code catches it.
+// Configured timeouts are a second or more: the server fires no timer sooner
+// than about a second after creating it (see RT-01.sub-second-intervals).
+func TestRT02(t *testing.T) {
+	t.Run("start_to_close", testStartToClose)
+	t.Run("schedule_to_close", testScheduleToClose)
+	t.Run("schedule_to_start", testScheduleToStart)
+	t.Run("heartbeat", testHeartbeatTimeout)
+	t.Run("workflow_run_timeout", testWorkflowRunTimeout)
+	t.Run("workflow_execution_timeout", testWorkflowExecutionTimeout)
+	t.Run("local_activity_timeouts", testLocalActivityTimeouts)
+	t.Run("accuracy_and_catch", testTimeoutAccuracy)
+}
+
+// Modes of the timeout scenarios' Scripted activity.
+const (
+	modeHang         = "hang"           // block until the context ends
+	modeBeatThenHang = "beat-then-hang" // heartbeat 1, 2, 3 every 200ms, then block without heartbeats
+	modeFailThenHang = "fail-then-hang" // attempts 1 and 2 fail at once, later ones block
+)
+
+// timeoutBody is the Scripted activity of the timeout scenarios.
+func timeoutBody(ctx context.Context, attempt int32, job Job) (string, error) {
+	if job.Mode == modeFailThenHang && attempt <= 2 {
+		return "", fmt.Errorf("attempt %d fails by design", attempt)
+	}
+	if job.Mode == modeBeatThenHang {
+		for i := 1; i <= 3; i++ {
+			activity.RecordHeartbeat(ctx, i)
+			time.Sleep(200 * time.Millisecond) // the work between heartbeats
+		}
+	}
+	return "", hang(ctx)
+}
+
+// timeoutType is the type of the TimeoutError in err's chain, or UNSPECIFIED.
+func timeoutType(err error) enumspb.TimeoutType {
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		return te.TimeoutType()
+	}
+	return enumspb.TIMEOUT_TYPE_UNSPECIFIED
+}
+
+// activityTimeline is when the server scheduled, last started and timed
+// out the workflow's only activity, from history.
+type activityTimeline struct {
+	scheduled, started, closed time.Time
+}
+
+func timeline(t *testing.T, events []*historypb.HistoryEvent) activityTimeline {
+	t.Helper()
+	var tl activityTimeline
+	tl.scheduled = firstOf(t, events, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED).GetEventTime().AsTime()
+	if s := harness.EventsOf(events, enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED); len(s) > 0 {
+		tl.started = s[0].GetEventTime().AsTime()
+	}
+	for _, ev := range events {
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			tl.closed = ev.GetEventTime().AsTime()
+		}
+	}
+	return tl
+}
+
+// timeoutCall runs one CallWorkflow whose activity is timeoutBody and
+// returns the attempts, the activity's timeline (none for a local activity,
+// which history records only as a marker) and the workflow error.
+func timeoutCall(t *testing.T, in CallInput) ([]attemptRec, activityTimeline, error) {
+	t.Helper()
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	tq, log := scripted(t, c, worker.Options{}, timeoutBody)
+	in.Activity = ScriptedName
+	_, run, err := call(ctx, t, c, tq, in)
+	var tl activityTimeline
+	if !in.Local {
+		tl = timeline(t, mustHistory(ctx, t, c, run.GetID(), ""))
+	}
+	return log.attempts(), tl, err
+}
+
+func testStartToClose(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-02.start-to-close")
+	recs, tl, err := timeoutCall(t, CallInput{Job: Job{Mode: modeHang}, StartToClose: time.Second,
+		Retry: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 2}})
+	ok := timeoutType(err) == enumspb.TIMEOUT_TYPE_START_TO_CLOSE && slices.Equal(attemptNumbers(recs), seq(2)) &&
+		retryState(err) == enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
+	check.Result(ok, fmt.Sprintf("activity hanging past start-to-close 1s, maximum attempts 2: attempts %v ran; last attempt timed out %s after it started; workflow error type %s, retry state %s: %v",
+		attemptNumbers(recs), ms(tl.closed.Sub(tl.started)), timeoutType(err), retryState(err), err),
+		map[string]float64{"attempts": float64(len(recs)), "last_attempt_s": tl.closed.Sub(tl.started).Seconds()})
+}
+
+func testScheduleToClose(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-02.schedule-to-close")
+	// Attempts 1 and 2 fail at once, attempt 3 starts at about 2s and hangs
+	// until schedule-to-close cuts it at 4s.
+	const bound = 4 * time.Second
+	recs, tl, err := timeoutCall(t, CallInput{Job: Job{Mode: modeFailThenHang}, StartToClose: 10 * time.Second, ScheduleToClose: bound,
+		Retry: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1}})
+	due := tl.scheduled.Add(bound)
+	late := 0
+	for _, r := range recs {
+		if r.Start.After(due) {
+			late++
+		}
+	}
+	ok := timeoutType(err) == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE && retryState(err) == enumspb.RETRY_STATE_TIMEOUT && len(recs) >= 2 && late == 0
+	check.Result(ok, fmt.Sprintf("activity failing twice then hanging, retry every 1s, schedule-to-close %s: %d attempts, %d started after the deadline; timed out %s after scheduling; workflow error type %s, retry state %s: %v",
+		bound, len(recs), late, ms(tl.closed.Sub(tl.scheduled)), timeoutType(err), retryState(err), err),
+		map[string]float64{"attempts": float64(len(recs)), "fired_after_s": tl.closed.Sub(tl.scheduled).Seconds()})
+}
+
+func testScheduleToStart(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-02.schedule-to-start")
+	recs, tl, err := timeoutCall(t, CallInput{Job: Job{Mode: modeHang}, TaskQueue: harness.UniqueID(t, "no-worker"),
+		ScheduleToStart: time.Second, StartToClose: 5 * time.Second})
+	ok := timeoutType(err) == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START && len(recs) == 0 && tl.started.IsZero()
+	check.Result(ok, fmt.Sprintf("activity on a task queue no worker polls, schedule-to-start 1s: %d attempts started; timed out %s after scheduling; workflow error type %s: %v",
+		len(recs), ms(tl.closed.Sub(tl.scheduled)), timeoutType(err), err),
+		map[string]float64{"fired_after_s": tl.closed.Sub(tl.scheduled).Seconds()})
+}
+
+func testHeartbeatTimeout(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-02.heartbeat")
+	const startToClose = 20 * time.Second
+	recs, tl, err := timeoutCall(t, CallInput{Job: Job{Mode: modeBeatThenHang}, StartToClose: startToClose, Heartbeat: time.Second,
+		Retry: &temporal.RetryPolicy{MaximumAttempts: 1}})
+	took := tl.closed.Sub(tl.started)
+	ok := timeoutType(err) == enumspb.TIMEOUT_TYPE_HEARTBEAT && len(recs) <= 1 && took < startToClose
+	check.Result(ok, fmt.Sprintf("activity heartbeating for 600ms then silent, heartbeat timeout 1s, start-to-close %s: timed out %s after it started; workflow error type %s: %v",
+		startToClose, ms(took), timeoutType(err), err),
+		map[string]float64{"fired_after_start_s": took.Seconds()})
+}
+
+// workflowSpan describes a closed workflow chain from its first run's start
+// to its latest run's close.
+type workflowSpan struct {
+	status      enumspb.WorkflowExecutionStatus
+	firstStatus enumspb.WorkflowExecutionStatus
+	runs        int // 1, or 2 when the latest run is not the first
+	firstStart  time.Time
+	lastStart   time.Time
+	closed      time.Time
+}
+
+func span(ctx context.Context, t *testing.T, c client.Client, id, firstRun string) workflowSpan {
+	t.Helper()
+	first, err := c.DescribeWorkflowExecution(ctx, id, firstRun)
+	if err != nil {
+		t.Fatalf("describe %s: %v", id, err)
+	}
+	latest, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatalf("describe %s: %v", id, err)
+	}
+	fi, li := first.GetWorkflowExecutionInfo(), latest.GetWorkflowExecutionInfo()
+	s := workflowSpan{status: li.GetStatus(), firstStatus: fi.GetStatus(), runs: 1,
+		firstStart: fi.GetStartTime().AsTime(), lastStart: li.GetStartTime().AsTime(), closed: li.GetCloseTime().AsTime()}
+	if li.GetExecution().GetRunId() != firstRun {
+		s.runs = 2
+	}
+	return s
+}
+
+func testWorkflowRunTimeout(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-02.workflow-run-timeout")
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	tq := harness.TaskQueue(t)
+	startWorker(t, c, tq, "", worker.Options{}, nil)
+	const timeout = 2 * time.Second
+	run := start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq, WorkflowRunTimeout: timeout}, SleepWorkflow, time.Hour)
+	firstRun := run.GetRunID()
+	err := run.Get(ctx, nil)
+	s := span(ctx, t, c, run.GetID(), firstRun)
+	took := s.closed.Sub(s.firstStart)
+	ok := s.status == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT && took >= timeout-realTime.early && took <= timeout+time.Second
+	check.Result(ok, fmt.Sprintf("workflow sleeping an hour under run timeout %s: closed with status %s %s after it started; client error: %v",
+		timeout, s.status, ms(took), err), map[string]float64{"closed_after_s": took.Seconds()})
+}
+
+// testWorkflowExecutionTimeout: a chain whose first run continues as new (or
+// fails and is retried) after 1.5s, and whose second run would sleep an
+// hour, is closed when the execution timeout elapses from the chain's start.
+func testWorkflowExecutionTimeout(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-02.workflow-execution-timeout")
+	const timeout, firstRun = 3 * time.Second, 1500 * time.Millisecond
+	modes := []string{ChainContinueAsNew, ChainRetry}
+	spans := make([]workflowSpan, len(modes))
+	t.Run("chains", func(t *testing.T) {
+		for i, mode := range modes {
+			t.Run(mode, func(t *testing.T) {
+				t.Parallel()
+				ctx := harness.Context(t, time.Minute)
+				c := harness.Get(t).Dial(t)
+				tq := harness.TaskQueue(t)
+				startWorker(t, c, tq, "", worker.Options{}, nil)
+				o := client.StartWorkflowOptions{TaskQueue: tq, WorkflowExecutionTimeout: timeout}
+				if mode == ChainRetry {
+					o.RetryPolicy = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1}
+				}
+				run := start(ctx, t, c, o, ChainWorkflow, mode, firstRun)
+				id := run.GetRunID()
+				_ = run.Get(ctx, nil) // the outcome is read from the runs' descriptions
+				spans[i] = span(ctx, t, c, run.GetID(), id)
+			})
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	ok := true
+	var details []string
+	m := map[string]float64{}
+	for i, s := range spans {
+		took := s.closed.Sub(s.firstStart)
+		perRun := s.lastStart.Add(timeout).Sub(s.firstStart)
+		ok = ok && s.runs == 2 && s.status == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT &&
+			took >= timeout-realTime.early && took <= timeout+time.Second
+		details = append(details, fmt.Sprintf("%s: first run closed %s, second run started %s into the chain and closed %s with the chain %s after its start (a per-run timeout would have closed it at %s)",
+			modes[i], s.firstStatus, ms(s.lastStart.Sub(s.firstStart)), s.status, ms(took), ms(perRun)))
+		m[modes[i]+"_closed_after_s"] = took.Seconds()
+	}
+	check.Result(ok, fmt.Sprintf("execution timeout %s: %v", timeout, details), m)
+}
+
+func testLocalActivityTimeouts(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-02.local-activity-timeouts")
+	cases := []struct {
+		name string
+		want enumspb.TimeoutType
+		in   CallInput
+	}{
+		{"start-to-close 1s, schedule-to-close 10s, one attempt", enumspb.TIMEOUT_TYPE_START_TO_CLOSE,
+			CallInput{Local: true, StartToClose: time.Second, ScheduleToClose: 10 * time.Second, Retry: &temporal.RetryPolicy{MaximumAttempts: 1}}},
+		{"schedule-to-close 1s, start-to-close 5s, cut during attempt 1", enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+			CallInput{Local: true, StartToClose: 5 * time.Second, ScheduleToClose: time.Second}},
+		{"start-to-close 1s, retry every 200ms, schedule-to-close 2.5s, cut during attempt 3", enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+			CallInput{Local: true, StartToClose: time.Second, ScheduleToClose: 2500 * time.Millisecond,
+				Retry: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 1}}},
+	}
+	ok := true
+	var details []string
+	for _, tc := range cases {
+		tc.in.Job = Job{Mode: modeHang}
+		began := time.Now()
+		recs, _, err := timeoutCall(t, tc.in)
+		ok = ok && timeoutType(err) == tc.want
+		details = append(details, fmt.Sprintf("%s: %d attempts, workflow error type %s after %s (want %s)",
+			tc.name, len(recs), timeoutType(err), ms(time.Since(began)), tc.want))
+	}
+	check.Result(ok, fmt.Sprintf("local activities hanging: %v", details), nil)
+}
+
+// timeoutSample is one call of the accuracy run, with the timeout it must
+// hit and when: after the configured duration from the activity's
+// scheduling or start.
+type timeoutSample struct {
+	in        CallInput
+	want      enumspb.TimeoutType
+	after     time.Duration
+	fromStart bool
+	details   int  // heartbeat details the timeout must carry, -1 none
+	timed     bool // counts towards accuracy (its timer's base is known)
+}
+
+// timeoutRun is a TimeoutsWorkflow making the calls of samples at once.
+type timeoutRun struct {
+	samples []timeoutSample
+	run     client.WorkflowRun
+}
+
+// measure waits for the run and returns the lateness of each timed sample
+// behind its configured value, in ms, and what history or the workflow's
+// catch got wrong.
+func (r timeoutRun) measure(ctx context.Context, t *testing.T, c client.Client) (lateness map[enumspb.TimeoutType][]float64, problems []string) {
+	t.Helper()
+	lateness = map[enumspb.TimeoutType][]float64{}
+	var caught []Caught
+	if err := r.run.Get(ctx, &caught); err != nil {
+		return lateness, []string{fmt.Sprintf("%s did not catch every timeout: %v", r.run.GetID(), err)}
+	}
+	byActivity := activityEvents(mustHistory(ctx, t, c, r.run.GetID(), ""))
+	for i, s := range r.samples {
+		ev := byActivity[s.in.ActivityID]
+		if ev == nil || ev.timedOut == nil {
+			problems = append(problems, s.in.ActivityID+": no ActivityTaskTimedOut event")
+			continue
+		}
+		info := ev.timedOut.GetActivityTaskTimedOutEventAttributes().GetFailure().GetTimeoutFailureInfo()
+		details := -1
+		if p := info.GetLastHeartbeatDetails(); p != nil {
+			if err := converter.GetDefaultDataConverter().FromPayloads(p, &details); err != nil {
+				t.Fatalf("heartbeat details of %s: %v", s.in.ActivityID, err)
+			}
+		}
+		switch {
+		case info.GetTimeoutType() != s.want:
+			problems = append(problems, fmt.Sprintf("%s: history type %s, want %s", s.in.ActivityID, info.GetTimeoutType(), s.want))
+		case details != s.details:
+			problems = append(problems, fmt.Sprintf("%s: history heartbeat details %d, want %d", s.in.ActivityID, details, s.details))
+		case caught[i].TimeoutType != s.want.String() || caught[i].Details != s.details || caught[i].Fallback == "":
+			problems = append(problems, fmt.Sprintf("%s: workflow caught %+v, want type %s details %d", s.in.ActivityID, caught[i], s.want, s.details))
+		}
+		if s.timed {
+			base := ev.scheduled
+			if s.fromStart {
+				base = ev.started
+			}
+			lateness[s.want] = append(lateness[s.want], msOf(ev.timedOut.GetEventTime().AsTime().Sub(base)-s.after))
+		}
+	}
+	return lateness, problems
+}
+
+// testTimeoutAccuracy runs, at once and each in its own workflow, three
+// timeouts of each activity timeout type, a heartbeat timeout carrying
+// details and three workflow run timeouts; it measures when each fired
+// against its configured value, and checks that history records each with
+// its type and that the workflow caught each as a TimeoutError and took its
+// fallback path. A fourth workflow with four start-to-close timeouts due
+// within milliseconds of each other shows how timeouts of one workflow
+// cluster.
+func testTimeoutAccuracy(t *testing.T) {
+	env := harness.Get(t)
+	accuracy := env.Check(t, "RT-02.accuracy")
+	recorded := env.Check(t, "RT-02.recorded-and-catchable")
+	ctx := harness.Context(t, time.Minute)
+	c := env.Dial(t)
+	tq, _ := scripted(t, c, worker.Options{}, timeoutBody)
+	hangJob := Job{Mode: modeHang}
+	once := &temporal.RetryPolicy{MaximumAttempts: 1}
+	startToClose := timeoutSample{CallInput{Job: hangJob, StartToClose: time.Second, Retry: once}, enumspb.TIMEOUT_TYPE_START_TO_CLOSE, time.Second, true, -1, true}
+	kinds := []timeoutSample{
+		startToClose,
+		{CallInput{Job: hangJob, TaskQueue: harness.UniqueID(t, "no-worker"), ScheduleToStart: time.Second, StartToClose: 5 * time.Second},
+			enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, time.Second, false, -1, true},
+		// The server caps start-to-close at schedule-to-close; counted from
+		// the later start, it comes due after schedule-to-close.
+		{CallInput{Job: hangJob, ScheduleToClose: 2 * time.Second, StartToClose: 10 * time.Second, Retry: once},
+			enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, 2 * time.Second, false, -1, true},
+		// No heartbeat at all: the timer runs from the start.
+		{CallInput{Job: hangJob, StartToClose: 10 * time.Second, Heartbeat: time.Second, Retry: once},
+			enumspb.TIMEOUT_TYPE_HEARTBEAT, time.Second, true, -1, true},
+	}
+	launch := func(samples ...timeoutSample) timeoutRun {
+		calls := make([]CallInput, len(samples))
+		for i := range samples {
+			samples[i].in.Activity = ScriptedName
+			samples[i].in.ActivityID = fmt.Sprintf("sample-%d", i)
+			calls[i] = samples[i].in
+		}
+		return timeoutRun{samples, start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, TimeoutsWorkflow, calls)}
+	}
+	var runs []timeoutRun
+	for _, k := range kinds {
+		for range 3 {
+			runs = append(runs, launch(k))
+		}
+	}
+	runs = append(runs, launch(timeoutSample{CallInput{Job: Job{Mode: modeBeatThenHang}, StartToClose: 10 * time.Second, Heartbeat: time.Second, Retry: once},
+		enumspb.TIMEOUT_TYPE_HEARTBEAT, 0, true, 3, false}))
+	const runTimeout = time.Second
+	var sleepers []client.WorkflowRun
+	for range 3 {
+		sleepers = append(sleepers, start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq, WorkflowRunTimeout: runTimeout}, SleepWorkflow, time.Hour))
+	}
+	cluster := launch(startToClose, startToClose, startToClose, startToClose)
+
+	lateness := map[enumspb.TimeoutType][]float64{}
+	var problems []string
+	for _, r := range runs {
+		l, p := r.measure(ctx, t, c)
+		for k, v := range l {
+			lateness[k] = append(lateness[k], v...)
+		}
+		problems = append(problems, p...)
+	}
+	clusterLate, clusterProblems := cluster.measure(ctx, t, c)
+	problems = append(problems, clusterProblems...)
+	for _, r := range sleepers {
+		wfEvents := mustHistory(ctx, t, c, r.GetID(), "")
+		to := harness.EventsOf(wfEvents, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT)
+		if len(to) != 1 {
+			problems = append(problems, r.GetID()+": no WorkflowExecutionTimedOut event")
+			continue
+		}
+		startedAt := firstOf(t, wfEvents, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED).GetEventTime().AsTime()
+		lateness[enumspb.TIMEOUT_TYPE_UNSPECIFIED] = append(lateness[enumspb.TIMEOUT_TYPE_UNSPECIFIED], msOf(to[0].GetEventTime().AsTime().Sub(startedAt)-runTimeout))
+	}
+
+	recorded.Result(len(problems) == 0, fmt.Sprintf("%d workflows catching activity timeouts (3 each of StartToClose, ScheduleToStart, ScheduleToClose, Heartbeat; a Heartbeat carrying details 3; one with 4 StartToClose) and %d workflow run timeouts: "+
+		"each activity timeout must be recorded in history as ActivityTaskTimedOut with its type and heartbeat details and caught by the workflow as a TimeoutError taking the fallback path, each run timeout recorded as WorkflowExecutionTimedOut; problems: %v",
+		len(runs)+1, len(sleepers), problems), map[string]float64{"problems": float64(len(problems))})
+
+	var all []float64
+	perType := ""
+	for _, k := range []enumspb.TimeoutType{enumspb.TIMEOUT_TYPE_START_TO_CLOSE, enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, enumspb.TIMEOUT_TYPE_HEARTBEAT, enumspb.TIMEOUT_TYPE_UNSPECIFIED} {
+		name := k.String()
+		if k == enumspb.TIMEOUT_TYPE_UNSPECIFIED {
+			name = "WorkflowRun"
+		}
+		perType += fmt.Sprintf(" %s %s;", name, fmtMS(lateness[k]))
+		all = append(all, lateness[k]...)
+	}
+	s := stats.Summarize(all)
+	m := s.Metrics("lateness_ms")
+	cl := stats.Summarize(clusterLate[enumspb.TIMEOUT_TYPE_START_TO_CLOSE])
+	m["cluster_lateness_ms_max"] = cl.Max
+	ok := s.N == len(kinds)*3+len(sleepers) && s.P95 < 1000 && s.Min >= -msOf(realTime.early)
+	clusterNote := ""
+	if cl.Max > 500 {
+		clusterNote = " (consistent with the server arming a workflow's next activity timer only after the previous one fires, and no sooner than about 1s after its timer queue last read: history.timerProcessorMaxTimeShift)"
+	}
+	accuracy.Result(ok, fmt.Sprintf("%d timeouts, one per workflow, fired at once on the dev server; lateness behind the configured value (ms, from history):%s p50 %.1fms, p95 %.1fms, max %.1fms, min %.1fms (p95 must be < 1s, none early by more than %s). "+
+		"Not counted: four start-to-close timeouts of one workflow due within milliseconds of each other were late by %s ms%s",
+		s.N, perType, s.P50, s.P95, s.Max, s.Min, realTime.early, fmtMS(clusterLate[enumspb.TIMEOUT_TYPE_START_TO_CLOSE]), clusterNote), m)
+}
+
+func fmtMS(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// activityRecord is one activity's events, by activity id.
+type activityRecord struct {
+	scheduled, started time.Time
+	timedOut           *historypb.HistoryEvent
+}
+
+func activityEvents(events []*historypb.HistoryEvent) map[string]*activityRecord {
+	byEvent := map[int64]*activityRecord{}
+	byID := map[string]*activityRecord{}
+	for _, ev := range events {
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			r := &activityRecord{scheduled: ev.GetEventTime().AsTime()}
+			byEvent[ev.GetEventId()] = r
+			byID[ev.GetActivityTaskScheduledEventAttributes().GetActivityId()] = r
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			if r := byEvent[ev.GetActivityTaskStartedEventAttributes().GetScheduledEventId()]; r != nil {
+				r.started = ev.GetEventTime().AsTime()
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			if r := byEvent[ev.GetActivityTaskTimedOutEventAttributes().GetScheduledEventId()]; r != nil {
+				r.timedOut = ev
+			}
+		}
+	}
+	return byID
+}

@@ -1,0 +1,349 @@
+package rt
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/durabench/durabench/harness"
+)
+
+// TestRT03 measures what stands in for a circuit breaker: retry limits and
+// non-retryable errors, worker-side rate limits and slots, the task-queue
+// rate limit, a breaker built in an entity workflow, and whether the engine
+// itself stops calling a failing dependency.
+func TestRT03(t *testing.T) {
+	t.Run("stop_after_n_failures", testStopAfterNFailures)
+	// The two rate limits take seconds each and run side by side.
+	t.Run("rate_limits", func(t *testing.T) {
+		t.Run("worker", func(t *testing.T) {
+			t.Parallel()
+			testRateLimit(t, "RT-03.worker-rate-limit", worker.Options{WorkerActivitiesPerSecond: 4}, 1)
+		})
+		t.Run("task_queue", func(t *testing.T) {
+			t.Parallel()
+			testRateLimit(t, "RT-03.queue-rate-limit", worker.Options{TaskQueueActivitiesPerSecond: 4}, 2)
+		})
+	})
+	t.Run("concurrency_slots", testConcurrencySlots)
+	t.Run("shared_breaker", testSharedBreaker)
+	t.Run("native_breaker", testNativeBreaker)
+}
+
+// dependency is a fake downstream service: it counts calls, remembers when
+// each began, tracks how many are in flight, and fails while down.
+type dependency struct {
+	mu       sync.Mutex
+	down     bool
+	calls    []time.Time
+	callers  map[string]int // calls per caller tag
+	inFlight int
+	peak     int
+	work     time.Duration // how long a call takes
+}
+
+func newDependency(down bool, work time.Duration) *dependency {
+	return &dependency{down: down, work: work, callers: map[string]int{}}
+}
+
+// call is one call from caller.
+func (d *dependency) call(ctx context.Context, caller string) error {
+	d.mu.Lock()
+	d.calls = append(d.calls, time.Now())
+	d.callers[caller]++
+	d.inFlight++
+	d.peak = max(d.peak, d.inFlight)
+	down := d.down
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.inFlight--
+		d.mu.Unlock()
+	}()
+	if d.work > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d.work): // the call's own latency
+		}
+	}
+	if down {
+		return errors.New("dependency unavailable")
+	}
+	return nil
+}
+
+func (d *dependency) setDown(down bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.down = down
+}
+
+func (d *dependency) snapshot() (calls []time.Time, callers map[string]int, peak int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.calls), maps.Clone(d.callers), d.peak
+}
+
+// dependencyWorker starts a worker whose Scripted activity calls dep,
+// tagged caller.
+func dependencyWorker(t *testing.T, c client.Client, tq string, o worker.Options, dep *dependency, caller string) {
+	t.Helper()
+	startWorker(t, c, tq, "", o, func(r worker.Registry) {
+		r.RegisterActivityWithOptions(func(ctx context.Context, _ Job) (string, error) {
+			return "ok", dep.call(ctx, caller)
+		}, activity.RegisterOptions{Name: ScriptedName})
+	})
+}
+
+// testStopAfterNFailures: a failing dependency stops receiving calls after N
+// consecutive failures, by maximum attempts, or by the activity turning its
+// N-th failure into a non-retryable error under an unlimited policy.
+func testStopAfterNFailures(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-03.stop-after-n-failures")
+	const n = 4
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	cases := []struct {
+		name   string
+		policy temporal.RetryPolicy
+		stop   bool // the activity gives up after its n-th failure
+	}{
+		{"maximum attempts 4", temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1, MaximumAttempts: n}, false},
+		{"unlimited attempts, non-retryable error on the 4th failure", temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1}, true},
+	}
+	ok := true
+	var details []string
+	for _, tc := range cases {
+		dep := newDependency(true, 0)
+		tq := harness.TaskQueue(t)
+		startWorker(t, c, tq, "", worker.Options{}, func(r worker.Registry) {
+			r.RegisterActivityWithOptions(func(ctx context.Context, _ Job) (string, error) {
+				err := dep.call(ctx, "")
+				if info := activity.GetInfo(ctx); err != nil && tc.stop && info.Attempt >= n {
+					return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d consecutive failures: giving up", info.Attempt), "TooManyFailures", err)
+				}
+				return "ok", err
+			}, activity.RegisterOptions{Name: ScriptedName})
+		})
+		// The schedule-to-close timeout only bounds a run that never stops.
+		_, _, err := call(ctx, t, c, tq, CallInput{Activity: ScriptedName, StartToClose: 5 * time.Second, ScheduleToClose: 20 * time.Second, Retry: &tc.policy})
+		calls, _, _ := dep.snapshot()
+		ok = ok && len(calls) == n && err != nil
+		details = append(details, fmt.Sprintf("%s: the dependency saw %d calls, then the workflow got: %v (retry state %s)", tc.name, len(calls), err, retryState(err)))
+	}
+	check.Result(ok, fmt.Sprintf("dependency always failing, N=%d: %v", n, details), nil)
+}
+
+// testRateLimit starts workers on one task queue with options o and fans
+// out 33 calls at once to a dependency. The rate it sees, sustained from the
+// first call to the last, must stay within 20% of the limit (4 per second);
+// enough calls are made that the burst of polls already waiting when the
+// calls arrive does not decide it. The busiest second is reported.
+func testRateLimit(t *testing.T, id string, o worker.Options, workers int) {
+	check := harness.Get(t).Check(t, id)
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	tq := harness.TaskQueue(t)
+	dep := newDependency(false, 0)
+	for i := range workers {
+		dependencyWorker(t, c, tq, o, dep, fmt.Sprintf("worker-%d", i+1))
+	}
+	const n = 33
+	limit := max(o.WorkerActivitiesPerSecond, o.TaskQueueActivitiesPerSecond)
+	run := start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, FanOutWorkflow,
+		CallInput{Activity: ScriptedName, StartToClose: time.Minute}, n)
+	var done int
+	err := run.Get(ctx, &done)
+	calls, callers, _ := dep.snapshot()
+	slices.SortFunc(calls, func(a, b time.Time) int { return a.Compare(b) })
+	var rate float64
+	var window time.Duration
+	if len(calls) > 1 {
+		window = calls[len(calls)-1].Sub(calls[0])
+		rate = float64(len(calls)-1) / window.Seconds()
+	}
+	peak := peakPerSecond(calls)
+	ok := err == nil && done == n && rate > 0 && rate <= limit*1.2
+	check.Result(ok, fmt.Sprintf("%d calls fanned out at once to %d worker(s) with %s: %d calls over %s = %.2f calls/s sustained (limit %.0f, +20%% allowed); busiest second %d calls; first 4 calls at %s; calls per worker %v; workflow error: %v",
+		n, workers, limitName(o), len(calls), ms(window), rate, limit, peak, msList(offsets(calls, 4)), callers, err),
+		map[string]float64{"rate_per_s": rate, "limit_per_s": limit, "peak_per_1s": float64(peak)})
+}
+
+func limitName(o worker.Options) string {
+	if o.TaskQueueActivitiesPerSecond > 0 {
+		return fmt.Sprintf("TaskQueueActivitiesPerSecond %g (enforced by the server)", o.TaskQueueActivitiesPerSecond)
+	}
+	return fmt.Sprintf("WorkerActivitiesPerSecond %g", o.WorkerActivitiesPerSecond)
+}
+
+// offsets is the time of each of the first k calls after the first.
+func offsets(calls []time.Time, k int) []time.Duration {
+	var out []time.Duration
+	for _, c := range calls[:min(k, len(calls))] {
+		out = append(out, c.Sub(calls[0]))
+	}
+	return out
+}
+
+// peakPerSecond is the most calls that began within any one second.
+func peakPerSecond(calls []time.Time) int {
+	peak := 0
+	for i := range calls {
+		j := i
+		for j < len(calls) && calls[j].Sub(calls[i]) < time.Second {
+			j++
+		}
+		peak = max(peak, j-i)
+	}
+	return peak
+}
+
+func testConcurrencySlots(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-03.concurrency-slots")
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	tq := harness.TaskQueue(t)
+	const slots, n = 3, 12
+	dep := newDependency(false, 300*time.Millisecond)
+	dependencyWorker(t, c, tq, worker.Options{MaxConcurrentActivityExecutionSize: slots}, dep, "worker")
+	run := start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, FanOutWorkflow,
+		CallInput{Activity: ScriptedName, StartToClose: time.Minute}, n)
+	var done int
+	err := run.Get(ctx, &done)
+	calls, _, peak := dep.snapshot()
+	// peak == slots shows the demand filled every slot.
+	ok := err == nil && done == n && len(calls) == n && peak == slots
+	check.Result(ok, fmt.Sprintf("%d calls of 300ms fanned out at once to a worker with %d activity slots: at most %d in flight at the dependency; %d calls completed; workflow error: %v",
+		n, slots, peak, done, err), map[string]float64{"peak_in_flight": float64(peak), "slots": slots})
+}
+
+// testSharedBreaker drives the breaker kept in an entity workflow from
+// separate caller workflows: it must open after 3 failures reported by any
+// of them, refuse calls while open without reaching the dependency,
+// half-open after its timer and close on a successful probe.
+func testSharedBreaker(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-03.shared-breaker-pattern")
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	tq := harness.TaskQueue(t)
+	dep := newDependency(true, 0)
+	guarded := &Guarded{Client: c, Dependency: func(ctx context.Context) error { return dep.call(ctx, "") }}
+	startWorker(t, c, tq, "", worker.Options{}, func(r worker.Registry) {
+		r.RegisterActivityWithOptions(guarded.Call, activity.RegisterOptions{Name: GuardedName})
+	})
+	cfg := BreakerConfig{Threshold: 3, OpenFor: 2 * time.Second}
+	breakerID := harness.UniqueID(t, "breaker")
+	breaker := start(ctx, t, c, client.StartWorkflowOptions{ID: breakerID, TaskQueue: tq}, BreakerWorkflow, cfg)
+	state := func() BreakerState {
+		t.Helper()
+		v, err := c.QueryWorkflow(ctx, breakerID, "", "state")
+		var st BreakerState
+		if err == nil {
+			err = v.Get(&st)
+		}
+		if err != nil {
+			t.Fatalf("query breaker: %v", err)
+		}
+		return st
+	}
+	// callers makes k guarded calls, each from its own workflow, one after another.
+	callers := func(k int) []string {
+		var out []string
+		for range k {
+			res, _, err := call(ctx, t, c, tq, CallInput{Activity: GuardedName, Job: Job{Breaker: breakerID}, StartToClose: 10 * time.Second,
+				Retry: &temporal.RetryPolicy{MaximumAttempts: 1}})
+			var app *temporal.ApplicationError
+			switch {
+			case err == nil:
+				out = append(out, res)
+			case errors.As(err, &app):
+				out = append(out, app.Type())
+			default:
+				out = append(out, err.Error())
+			}
+		}
+		return out
+	}
+
+	failing := callers(cfg.Threshold)
+	afterFailures := state()
+	callsWhenOpened, _, _ := dep.snapshot()
+	refused := callers(4)
+	callsWhileOpen, _, _ := dep.snapshot()
+	dep.setDown(false)
+	if err := harness.WaitFor(ctx, 30*time.Second, 50*time.Millisecond, "the breaker to half-open", func(context.Context) (bool, error) {
+		return state().State == BreakerHalfOpen, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	halfOpen := state()
+	probe := callers(1)
+	closed := state()
+	after := callers(1)
+	final := state()
+	calls, _, _ := dep.snapshot()
+
+	openFor := halfOpen.HalfOpenAt.Sub(halfOpen.OpenedAt)
+	ok := afterFailures.State == BreakerOpen && len(callsWhenOpened) == cfg.Threshold &&
+		slices.Equal(refused, []string{"BreakerOpen", "BreakerOpen", "BreakerOpen", "BreakerOpen"}) && len(callsWhileOpen) == cfg.Threshold &&
+		openFor >= cfg.OpenFor && closed.State == BreakerClosed && final.State == BreakerClosed && len(calls) == cfg.Threshold+2
+	check.Result(ok, fmt.Sprintf("breaker workflow (threshold %d, open for %s) shared by %d caller workflows: failing calls returned %v and left it %s; "+
+		"4 more calls returned %v, dependency calls %d -> %d; half-open after %s (workflow time); probe returned %v, breaker %s; next call %v, breaker %s; transitions %v; dependency saw %d calls in all",
+		cfg.Threshold, cfg.OpenFor, cfg.Threshold+6, failing, afterFailures.State, refused, len(callsWhenOpened), len(callsWhileOpen), ms(openFor),
+		probe, closed.State, after, final.State, final.Transitions, len(calls)),
+		map[string]float64{"dependency_calls": float64(len(calls)), "refused": float64(final.Rejected), "half_open_after_s": openFor.Seconds()})
+	if err := c.SignalWorkflow(ctx, breakerID, "", "stop", nil); err != nil {
+		t.Fatalf("stop breaker: %v", err)
+	}
+	if err := breaker.Get(ctx, nil); err != nil {
+		t.Fatalf("breaker workflow: %v", err)
+	}
+}
+
+// testNativeBreaker: without user code, does the engine stop dispatching an
+// activity type whose calls keep failing across workflows? Eight workflows
+// call a failing dependency one after another; a native breaker tripping at
+// N=3 would let at most 3 calls through.
+func testNativeBreaker(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-03.native-breaker")
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	tq := harness.TaskQueue(t)
+	dep := newDependency(true, 0)
+	dependencyWorker(t, c, tq, worker.Options{}, dep, "worker")
+	const workflows, n = 8, 3
+	var outcomes []string
+	for range workflows {
+		_, _, err := call(ctx, t, c, tq, CallInput{Activity: ScriptedName, StartToClose: 5 * time.Second, Retry: &temporal.RetryPolicy{MaximumAttempts: 1}})
+		outcomes = append(outcomes, failureType(err))
+	}
+	calls, _, _ := dep.snapshot()
+	check.Result(len(calls) <= n, fmt.Sprintf("%d workflows each called, one after another, an activity type whose dependency always fails: the dependency received %d calls (a breaker tripping after %d failures would have let %d through); outcomes %v",
+		workflows, len(calls), n, n, outcomes),
+		map[string]float64{"dependency_calls": float64(len(calls)), "workflows": workflows})
+}
+
+// failureType names the innermost application failure of err by its type,
+// or by its message when it has none.
+func failureType(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return cmp.Or(app.Type(), app.Message())
+	}
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}

@@ -1,0 +1,442 @@
+package rt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/grpc"
+
+	"github.com/durabench/durabench/harness"
+	"github.com/durabench/durabench/harness/ledger"
+)
+
+// TestRT04 measures heartbeats: that they are recorded, that a stuck or
+// crashed activity is detected by them and resumes from their details, that
+// cancellation and pause reach the activity through them, and that frequent
+// heartbeats are throttled.
+func TestRT04(t *testing.T) {
+	t.Run("heartbeat_recorded", testHeartbeatRecorded)
+	t.Run("stuck_and_resume", testStuckAndResume)
+	t.Run("cancel_via_heartbeat", testCancelViaHeartbeat)
+	t.Run("worker_crash", testWorkerCrashDetected)
+	t.Run("throttled", testHeartbeatThrottled)
+	t.Run("pause", testPauseViaHeartbeat)
+}
+
+// beater is a Scripted activity that heartbeats its progress (the number of
+// 100ms items done, resumed from heartbeat details on a retry) until its
+// context ends or the test releases it, and tells the test what it saw.
+type beater struct {
+	started  chan struct{} // closed when the first attempt begins
+	release  chan struct{} // closed by the test to let the activity finish
+	once     sync.Once
+	mu       sync.Mutex
+	progress int
+	resumed  []int // the offset each attempt resumed from
+	ended    time.Time
+	endErr   error // the context's error when it ended
+	cause    error // the context's cause when it ended
+}
+
+func newBeater() *beater {
+	return &beater{started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (b *beater) run(ctx context.Context, _ int32, _ Job) (string, error) {
+	offset := 0
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &offset); err != nil {
+			return "", err
+		}
+	}
+	b.mu.Lock()
+	b.progress = offset
+	b.resumed = append(b.resumed, offset)
+	b.mu.Unlock()
+	b.once.Do(func() { close(b.started) })
+	tick := time.NewTicker(100 * time.Millisecond) // one item of work per tick
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			b.mu.Lock()
+			b.ended, b.endErr, b.cause = time.Now(), ctx.Err(), context.Cause(ctx)
+			b.mu.Unlock()
+			return "", ctx.Err()
+		case <-b.release:
+			return fmt.Sprintf("done at %d", b.current()), nil
+		case <-tick.C:
+			b.mu.Lock()
+			b.progress++
+			p := b.progress
+			b.mu.Unlock()
+			activity.RecordHeartbeat(ctx, p)
+		}
+	}
+}
+
+func (b *beater) current() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.progress
+}
+
+// waitStarted waits for the beater's first attempt.
+func (b *beater) waitStarted(ctx context.Context, t *testing.T) {
+	t.Helper()
+	select {
+	case <-b.started:
+	case <-ctx.Done():
+		t.Fatal("the activity never started")
+	}
+}
+
+// heartbeatDetails decodes a pending activity's heartbeat details, -1 if none.
+func heartbeatDetails(t *testing.T, pa *workflowpb.PendingActivityInfo) int {
+	t.Helper()
+	d := -1
+	if p := pa.GetHeartbeatDetails(); p != nil {
+		if err := converter.GetDefaultDataConverter().FromPayloads(p, &d); err != nil {
+			t.Fatalf("heartbeat details: %v", err)
+		}
+	}
+	return d
+}
+
+func testHeartbeatRecorded(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-04.heartbeat-recorded")
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	b := newBeater()
+	tq, _ := scripted(t, c, worker.Options{}, b.run)
+	run := start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, CallWorkflow,
+		CallInput{Activity: ScriptedName, StartToClose: time.Minute, Heartbeat: time.Second})
+	b.waitStarted(ctx, t)
+	// The SDK sends the first heartbeat at once and batches later ones for
+	// 80% of the heartbeat timeout: wait for a batched one.
+	pa := waitPending(ctx, t, c, run.GetID(), "heartbeat details of 2 or more", func(pa *workflowpb.PendingActivityInfo) bool {
+		return heartbeatDetails(t, pa) >= 2
+	})
+	describedAt, progress := time.Now(), b.current()
+	close(b.release)
+	var out string
+	err := run.Get(ctx, &out)
+	details := heartbeatDetails(t, pa)
+	last, started := pa.GetLastHeartbeatTime().AsTime(), pa.GetLastStartedTime().AsTime()
+	ok := err == nil && details >= 2 && details <= progress && last.After(started) && !last.After(describedAt)
+	check.Result(ok, fmt.Sprintf("activity heartbeating its progress every 100ms, heartbeat timeout 1s: describe showed details %d (activity at %d) and last heartbeat %s after the attempt started, %s before the describe; result %q (error: %v)",
+		details, progress, ms(last.Sub(started)), ms(describedAt.Sub(last)), out, err),
+		map[string]float64{"details": float64(details), "heartbeat_age_s": describedAt.Sub(last).Seconds()})
+}
+
+// testStuckAndResume: Progress stops heartbeating at item 5 of 10 on its
+// first attempt; the heartbeat timeout must detect it, and the retry resume
+// from item 5 without processing items 0-4 again.
+func testStuckAndResume(t *testing.T) {
+	env := harness.Get(t)
+	stuck := env.Check(t, "RT-04.stuck-detected")
+	resume := env.Check(t, "RT-04.resume-from-details")
+	ctx := harness.Context(t, time.Minute)
+	c := env.Dial(t)
+	tq := harness.TaskQueue(t)
+	led := filepath.Join(env.Scratch(t), "ledger.jsonl")
+	startWorker(t, c, tq, led, worker.Options{}, nil)
+	const items, stallAt, hbTimeout, startToClose = 10, 5, time.Second, 30 * time.Second
+	run := startProgress(ctx, t, c, tq, Job{Items: items, ItemDuration: 100 * time.Millisecond, StallAt: stallAt}, hbTimeout, startToClose)
+	var out string
+	err := run.Get(ctx, &out)
+
+	entries := readLedger(t, led)
+	startedEv := harness.EventsOf(mustHistory(ctx, t, c, run.GetID(), ""), enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+	lastFailure := "none"
+	var attempt int32
+	if len(startedEv) == 1 {
+		a := startedEv[0].GetActivityTaskStartedEventAttributes()
+		attempt = a.GetAttempt()
+		lastFailure = a.GetLastFailure().GetTimeoutFailureInfo().GetTimeoutType().String()
+	}
+	stalls, resumes := entriesOf(entries, phaseStall), entriesOf(entries, phaseResume)
+	var detection time.Duration
+	if len(stalls) == 1 && len(resumes) == 2 {
+		detection = resumes[1].At.Sub(stalls[0].At)
+	}
+	stuck.Result(err == nil && attempt == 2 && lastFailure == enumspb.TIMEOUT_TYPE_HEARTBEAT.String() && detection >= hbTimeout && detection < startToClose,
+		fmt.Sprintf("attempt 1 stopped heartbeating before item %d (heartbeat timeout %s, start-to-close %s): the final attempt was %d, started after a %s timeout (history), %s after the stall; result %q (error: %v)",
+			stallAt, hbTimeout, startToClose, attempt, lastFailure, ms(detection), out, err),
+		map[string]float64{"detection_s": detection.Seconds()})
+
+	perItem, redone := itemRuns(entries, items)
+	resumedAt := -1
+	if len(resumes) == 2 {
+		resumedAt = resumes[1].Step
+	}
+	resume.Result(err == nil && resumedAt == stallAt && len(redone) == 0 && !slices.Contains(perItem, 0),
+		fmt.Sprintf("the retry read heartbeat details %d and resumed there (stalled at %d); runs per item %v; items processed twice %v; result %q", resumedAt, stallAt, perItem, redone, out),
+		map[string]float64{"resumed_at": float64(resumedAt), "items_redone": float64(len(redone))})
+}
+
+// startProgress starts a workflow running the Progress activity, retried
+// every second.
+func startProgress(ctx context.Context, t *testing.T, c client.Client, tq string, job Job, hb, startToClose time.Duration) client.WorkflowRun {
+	t.Helper()
+	return start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, CallWorkflow, CallInput{Activity: ProgressName, Job: job,
+		StartToClose: startToClose, Heartbeat: hb, Retry: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1}})
+}
+
+// itemRuns counts how often the ledger shows each item processed, and lists
+// the items processed more than once.
+func itemRuns(entries []ledger.Entry, items int) (perItem, redone []int) {
+	perItem = make([]int, items)
+	for _, e := range entriesOf(entries, phaseItem) {
+		if e.Step >= 0 && e.Step < items {
+			perItem[e.Step]++
+		}
+	}
+	for i, n := range perItem {
+		if n > 1 {
+			redone = append(redone, i)
+		}
+	}
+	return perItem, redone
+}
+
+func testCancelViaHeartbeat(t *testing.T) {
+	check := harness.Get(t).Check(t, "RT-04.cancel-via-heartbeat")
+	ctx := harness.Context(t, time.Minute)
+	c := harness.Get(t).Dial(t)
+	b := newBeater()
+	tq, _ := scripted(t, c, worker.Options{}, b.run)
+	const hb = time.Second
+	run := start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, CallWorkflow,
+		CallInput{Activity: ScriptedName, StartToClose: time.Minute, Heartbeat: hb, WaitForCancellation: true})
+	b.waitStarted(ctx, t)
+	cancelAt := time.Now()
+	if err := c.CancelWorkflow(ctx, run.GetID(), ""); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	err := run.Get(ctx, nil)
+	events := mustHistory(ctx, t, c, run.GetID(), "")
+	var canceled *temporal.CanceledError
+	b.mu.Lock()
+	ended, endErr := b.ended, b.endErr
+	b.mu.Unlock()
+	latency := ended.Sub(cancelAt)
+	ok := errors.Is(endErr, context.Canceled) && errors.As(err, &canceled) &&
+		len(harness.EventsOf(events, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)) == 1 && len(harness.EventsOf(events, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED)) == 1 &&
+		latency > 0 && latency < hb+time.Second
+	check.Result(ok, fmt.Sprintf("workflow cancelled while its activity heartbeats every 100ms (heartbeat timeout %s, so at most one heartbeat call per %s): the activity's context ended %s after the request with %v; history has %d ActivityTaskCancelRequested and %d ActivityTaskCanceled; workflow error: %v",
+		hb, ms(hb*8/10), ms(latency), endErr, len(harness.EventsOf(events, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)), len(harness.EventsOf(events, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED)), err),
+		map[string]float64{"cancel_latency_s": latency.Seconds()})
+}
+
+// testWorkerCrashDetected SIGKILLs a worker process in the middle of a
+// heartbeating Progress activity and lets a worker in this process take
+// over: the heartbeat timeout must detect the crash long before
+// start-to-close, and the retry resume from the last recorded details.
+func testWorkerCrashDetected(t *testing.T) {
+	env := harness.Get(t)
+	check := env.Check(t, "RT-04.worker-crash-detected")
+	ctx := harness.Context(t, 2*time.Minute)
+	c := env.Dial(t)
+	tq := harness.TaskQueue(t)
+	led := filepath.Join(env.Scratch(t), "ledger.jsonl")
+	crashed := env.StartWorker(t, workerRole, harness.RoleConfig{Address: env.Options.HostPort, Namespace: env.Options.Namespace, TaskQueue: tq, Args: map[string]string{"ledger": led}})
+	const items, hb, startToClose = 30, time.Second, time.Minute
+	run := startProgress(ctx, t, c, tq, Job{Items: items, ItemDuration: 100 * time.Millisecond}, hb, startToClose)
+	waitLedger(ctx, t, led, "item 15 to be processed", func(e []ledger.Entry) bool {
+		return slices.ContainsFunc(e, func(e ledger.Entry) bool { return e.Phase == phaseItem && e.Step == 15 })
+	})
+	killedAt := time.Now()
+	if err := crashed.Kill(); err != nil {
+		t.Fatalf("kill worker: %v", err)
+	}
+	startWorker(t, c, tq, led, worker.Options{}, nil)
+	var out string
+	err := run.Get(ctx, &out)
+
+	entries := readLedger(t, led)
+	var lastBefore, resumedAt = -1, -1
+	var resumed time.Time
+	var redoneBelow []int
+	for _, e := range entries {
+		switch {
+		case e.PID == crashed.PID() && e.Phase == phaseItem:
+			lastBefore = max(lastBefore, e.Step)
+		case e.PID != crashed.PID() && e.Phase == phaseResume && resumedAt < 0:
+			resumedAt, resumed = e.Step, e.At
+		}
+	}
+	for _, e := range entries {
+		if e.PID != crashed.PID() && e.Phase == phaseItem && e.Step < resumedAt {
+			redoneBelow = append(redoneBelow, e.Step)
+		}
+	}
+	perItem, redone := itemRuns(entries, items)
+	detection := resumed.Sub(killedAt)
+	ok := err == nil && resumedAt > 0 && len(redoneBelow) == 0 && !slices.Contains(perItem, 0) && detection > 0 && detection < startToClose/4
+	check.Result(ok, fmt.Sprintf("worker pid %d SIGKILLed after item %d of %d (heartbeat timeout %s, start-to-close %s): the activity resumed on another worker %s after the kill, at item %d from its heartbeat details; "+
+		"items below it processed again %v; items processed twice in all %v (done after the last heartbeat that reached the server); result %q (error: %v)",
+		crashed.PID(), lastBefore, items, hb, startToClose, ms(detection), resumedAt, redoneBelow, redone, out, err),
+		map[string]float64{"detection_s": detection.Seconds(), "resumed_at": float64(resumedAt), "items_redone": float64(len(redone))})
+}
+
+// testHeartbeatThrottled heartbeats about 1,000 times a second for 2s
+// through a client that counts its heartbeat RPCs.
+func testHeartbeatThrottled(t *testing.T) {
+	env := harness.Get(t)
+	check := env.Check(t, "RT-04.throttled")
+	ctx := harness.Context(t, time.Minute)
+	var rpcs atomic.Int64
+	o := env.Options
+	o.Logger = quietLogger()
+	o.ConnectionOptions.DialOptions = append(slices.Clone(o.ConnectionOptions.DialOptions), grpc.WithChainUnaryInterceptor(
+		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if strings.HasSuffix(method, "/RecordActivityTaskHeartbeat") {
+				rpcs.Add(1)
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}))
+	c, err := client.DialContext(ctx, o)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(c.Close)
+
+	const hb, burstFor = 2 * time.Second, 2 * time.Second
+	type burst struct {
+		calls int
+		took  time.Duration
+		rpcs  int64 // heartbeat RPCs sent during the burst
+		ended time.Time
+	}
+	bursts := make(chan burst, 1)
+	release := make(chan struct{})
+	tq, _ := scripted(t, c, worker.Options{}, func(ctx context.Context, _ int32, _ Job) (string, error) {
+		before, began := rpcs.Load(), time.Now()
+		calls := 0
+		for time.Since(began) < burstFor {
+			calls++
+			activity.RecordHeartbeat(ctx, calls)
+			time.Sleep(time.Millisecond) // about a thousand heartbeats a second
+		}
+		bursts <- burst{calls: calls, took: time.Since(began), rpcs: rpcs.Load() - before, ended: time.Now()}
+		for { // keep the final value current until released
+			select {
+			case <-release:
+				return "done", nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+				activity.RecordHeartbeat(ctx, calls)
+			}
+		}
+	})
+	run := start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, CallWorkflow,
+		CallInput{Activity: ScriptedName, StartToClose: time.Minute, Heartbeat: hb})
+	var b burst
+	select {
+	case b = <-bursts:
+	case <-ctx.Done():
+		t.Fatal("the heartbeat burst never ended")
+	}
+	final := -1
+	waitPending(ctx, t, c, run.GetID(), "the final heartbeat details", func(pa *workflowpb.PendingActivityInfo) bool {
+		final = heartbeatDetails(t, pa)
+		return final == b.calls
+	})
+	current := time.Since(b.ended)
+	close(release)
+	err = run.Get(ctx, nil)
+	throttle := hb * 8 / 10
+	bound := 1 + int64((b.took+throttle-1)/throttle)
+	ok := err == nil && b.calls >= 1000 && b.rpcs <= bound && final == b.calls && current < throttle+realTime.late
+	check.Result(ok, fmt.Sprintf("%d heartbeats in %s (%.0f/s), heartbeat timeout %s: %d heartbeat RPCs during the burst (bound %d: one at once, then at most one per %s); describe showed the final details %d %s after the burst (bound %s); workflow error: %v",
+		b.calls, ms(b.took), float64(b.calls)/b.took.Seconds(), hb, b.rpcs, bound, ms(throttle), final, ms(current), ms(throttle+realTime.late), err),
+		map[string]float64{"heartbeats": float64(b.calls), "rpcs": float64(b.rpcs), "details_current_after_s": current.Seconds()})
+}
+
+// testPauseViaHeartbeat pauses a heartbeating activity through the API,
+// holds the pause for 2s, and unpauses it.
+func testPauseViaHeartbeat(t *testing.T) {
+	env := harness.Get(t)
+	check := env.Check(t, "RT-04.pause-via-heartbeat")
+	ctx := harness.Context(t, time.Minute)
+	c := env.Dial(t)
+	b := newBeater()
+	tq, log := scripted(t, c, worker.Options{}, b.run)
+	const hb = time.Second
+	run := start(ctx, t, c, client.StartWorkflowOptions{TaskQueue: tq}, CallWorkflow,
+		CallInput{Activity: ScriptedName, ActivityID: "work", StartToClose: time.Minute, Heartbeat: hb,
+			Retry: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1}})
+	waitPending(ctx, t, c, run.GetID(), "heartbeat details of 3 or more", func(pa *workflowpb.PendingActivityInfo) bool {
+		return heartbeatDetails(t, pa) >= 3
+	})
+	exec := &commonpb.WorkflowExecution{WorkflowId: run.GetID()}
+	pausedAt := time.Now()
+	if _, err := c.WorkflowService().PauseActivity(ctx, &workflowservice.PauseActivityRequest{
+		Namespace: env.Options.Namespace, Execution: exec, Activity: &workflowservice.PauseActivityRequest_Id{Id: "work"}, Reason: "durabench pause check",
+	}); err != nil {
+		check.Fail(fmt.Sprintf("PauseActivity failed: %v", err), nil)
+		return
+	}
+	if err := harness.WaitFor(ctx, 30*time.Second, 20*time.Millisecond, "the paused attempt to stop", func(context.Context) (bool, error) {
+		return len(log.attempts()) == 1, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	stopped, cause := b.ended.Sub(pausedAt), b.cause
+	b.mu.Unlock()
+	// The pause lasts 2s, by design: no attempt may start meanwhile.
+	select {
+	case <-time.After(2 * time.Second):
+	case <-ctx.Done():
+		t.Fatal("deadline during the pause")
+	}
+	pa, err := pendingActivity(ctx, c, run.GetID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	attemptsWhilePaused := len(log.attempts())
+	if _, err := c.WorkflowService().UnpauseActivity(ctx, &workflowservice.UnpauseActivityRequest{
+		Namespace: env.Options.Namespace, Execution: exec, Activity: &workflowservice.UnpauseActivityRequest_Id{Id: "work"},
+	}); err != nil {
+		check.Fail(fmt.Sprintf("UnpauseActivity failed: %v", err), nil)
+		return
+	}
+	if err := harness.WaitFor(ctx, 30*time.Second, 20*time.Millisecond, "the activity to resume", func(context.Context) (bool, error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.resumed) == 2, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(b.release)
+	var out string
+	err = run.Get(ctx, &out)
+	b.mu.Lock()
+	resumed := slices.Clone(b.resumed)
+	b.mu.Unlock()
+	ok := errors.Is(cause, activity.ErrActivityPaused) && stopped > 0 && pa.GetPaused() && attemptsWhilePaused == 1 &&
+		len(resumed) == 2 && resumed[1] > 0 && err == nil
+	check.Result(ok, fmt.Sprintf("activity heartbeating every 100ms (heartbeat timeout %s) paused through the API: its context ended %s later with cause %v; 2s into the pause describe showed paused=%v, state %s, and %d attempt(s) had run; after unpause the activity resumed from details %v and returned %q (error: %v)",
+		hb, ms(stopped), cause, pa.GetPaused(), pa.GetState(), attemptsWhilePaused, resumed, out, err),
+		map[string]float64{"pause_latency_s": stopped.Seconds()})
+}
