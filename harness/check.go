@@ -23,6 +23,7 @@ type Check struct {
 	started time.Time
 	mu      sync.Mutex
 	done    bool
+	charts  []evidence.Chart
 }
 
 // Check starts recording catalog check id (e.g. "EX-01.worker-sigkill").
@@ -50,6 +51,21 @@ func (e *Env) newCheck(t testing.TB, id string, control bool) *Check {
 		}
 	})
 	return c
+}
+
+// Chart attaches the data of a figure to the check's evidence; call it
+// before the outcome is recorded.
+func (c *Check) Chart(ch evidence.Chart) {
+	c.t.Helper()
+	if err := ch.Validate(); err != nil {
+		c.t.Fatalf("harness: %v", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		c.t.Fatalf("harness: chart %s added to check %s after its outcome", ch.ID, c.id)
+	}
+	c.charts = append(c.charts, ch)
 }
 
 // Pass records that the check passed, with what was observed.
@@ -87,7 +103,7 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 	r := evidence.Record{
 		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
 		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
-		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(),
+		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts,
 	}
 	if err := c.env.evidence.Write(r); err != nil {
 		c.t.Fatalf("harness: writing evidence: %v", err)

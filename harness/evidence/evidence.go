@@ -43,6 +43,59 @@ type Record struct {
 	Test      string             `json:"test,omitempty"` // go test name that produced it
 	Started   time.Time          `json:"started"`
 	Duration  float64            `json:"duration_s"`
+	Charts    []Chart            `json:"charts,omitempty"` // data the report draws
+}
+
+// ChartKind says how a chart's series are drawn.
+type ChartKind string
+
+const (
+	// Histogram: each series' Y holds raw samples (X unused), drawn as a
+	// distribution.
+	Histogram ChartKind = "histogram"
+	// Line: each series is a curve through its (X, Y) points.
+	Line ChartKind = "line"
+	// Points: each series is a scatter of (X, Y) points.
+	Points ChartKind = "points"
+)
+
+// Chart is the data of one figure in the report; the report side renders it.
+type Chart struct {
+	ID     string    `json:"id"` // unique across the run, e.g. "PF-01-latency"; names the SVG file
+	Title  string    `json:"title"`
+	Kind   ChartKind `json:"kind"`
+	XLabel string    `json:"x_label"`
+	YLabel string    `json:"y_label"`
+	LogX   bool      `json:"log_x,omitempty"`
+	Series []Series  `json:"series"`
+}
+
+// Series is one named set of values in a chart.
+type Series struct {
+	Name string    `json:"name"`
+	X    []float64 `json:"x,omitempty"`
+	Y    []float64 `json:"y"`
+}
+
+// Validate checks what rendering needs.
+func (c Chart) Validate() error {
+	switch {
+	case c.ID == "" || strings.ContainsAny(c.ID, "/\\ ."):
+		return fmt.Errorf("chart %q: field id: must be non-empty, without spaces, dots or slashes", c.ID)
+	case c.Kind != Histogram && c.Kind != Line && c.Kind != Points:
+		return fmt.Errorf("chart %s: field kind: %q is not histogram, line or points", c.ID, c.Kind)
+	case len(c.Series) == 0:
+		return fmt.Errorf("chart %s: field series: must not be empty", c.ID)
+	}
+	for _, s := range c.Series {
+		if len(s.Y) == 0 {
+			return fmt.Errorf("chart %s: series %q: field y: must not be empty", c.ID, s.Name)
+		}
+		if c.Kind != Histogram && len(s.X) != len(s.Y) {
+			return fmt.Errorf("chart %s: series %q: fields x and y: must have the same length (%d, %d)", c.ID, s.Name, len(s.X), len(s.Y))
+		}
+	}
+	return nil
 }
 
 // Environment describes what a scenario package ran against.
@@ -110,6 +163,11 @@ func (r Record) Validate() error {
 		return fmt.Errorf("evidence %s: field detail: must say what was observed", r.Check)
 	case r.Reproduce == "":
 		return fmt.Errorf("evidence %s: field reproduce: must give a command", r.Check)
+	}
+	for _, c := range r.Charts {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("evidence %s: %w", r.Check, err)
+		}
 	}
 	return nil
 }
