@@ -2,6 +2,7 @@
 # `make test` runs unit tests and scenarios, then gates on fail-close items
 # and negative controls. Point at an existing server with TEMPORAL_ADDRESS.
 
+SHELL    := /bin/bash
 GO       ?= go
 BIN      := $(CURDIR)/bin/durabench
 EVIDENCE := reports/evidence
@@ -18,7 +19,7 @@ CURRENT  := bin/current
 
 export DURABENCH_BIN := $(BIN)
 
-.PHONY: all build unit scenarios report test gate compare baseline clean
+.PHONY: all build unit scenarios report test gate compare baseline bench clean
 
 all: test
 
@@ -52,6 +53,17 @@ compare: build
 # review and commit reports/baseline.json.
 baseline: report
 	cp reports/report.json $(BASELINE)
+
+# Go benchmarks of the PF paths (step, function call, fan-out, payload echo)
+# on their own embedded server, in the text benchstat reads: `make bench`
+# writes bin/bench.txt; keep one, change something, run again, then
+# `go tool benchstat old.txt bin/bench.txt`. They record no evidence.
+BENCH_COUNT ?= 6
+BENCH_TIME  ?= 2s
+bench: build
+	set -o pipefail; DURABENCH_EVIDENCE_DIR=$(CURDIR)/bin/bench-evidence \
+		$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -timeout 60m ./scenarios/pf | tee bin/bench.txt
+	$(GO) tool benchstat bin/bench.txt
 
 test: unit scenarios gate $(if $(TEMPORAL_ADDRESS),,compare)
 

@@ -24,6 +24,7 @@ type Check struct {
 	mu      sync.Mutex
 	done    bool
 	charts  []evidence.Chart
+	gate    map[string]evidence.Direction
 }
 
 // Check starts recording catalog check id (e.g. "EX-01.worker-sigkill").
@@ -68,6 +69,17 @@ func (c *Check) Chart(ch evidence.Chart) {
 	c.charts = append(c.charts, ch)
 }
 
+// Gate marks metric name (recorded as name_p50 with its interval) as one
+// the baseline comparison gates on; call it before the outcome is recorded.
+func (c *Check) Gate(name string, d evidence.Direction) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gate == nil {
+		c.gate = map[string]evidence.Direction{}
+	}
+	c.gate[name] = d
+}
+
 // Pass records that the check passed, with what was observed.
 func (c *Check) Pass(detail string, metrics map[string]float64) {
 	c.record(evidence.Passed, detail, metrics)
@@ -103,7 +115,10 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 	r := evidence.Record{
 		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
 		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
-		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts,
+		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts, Gate: c.gate,
+	}
+	if o != evidence.Passed && o != evidence.Failed {
+		r.Gate = nil // nothing was measured to gate on
 	}
 	if err := c.env.evidence.Write(r); err != nil {
 		c.t.Fatalf("harness: writing evidence: %v", err)

@@ -25,6 +25,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/durabench/durabench/harness/buildinfo"
@@ -143,7 +144,7 @@ func newEnv(pkg string) (*Env, error) {
 		rec.ServerVersion = info.GetServerVersion()
 		rec.Persistence = "unknown (external server)"
 	} else {
-		srv, err := startServer(env, ServerOptions{})
+		srv, err := startServer(env, ServerOptions{Metrics: true})
 		if err != nil {
 			return nil, err
 		}
@@ -160,6 +161,15 @@ func newEnv(pkg string) (*Env, error) {
 	return env, nil
 }
 
+// MetricsURL is the shared embedded server's Prometheus endpoint, "" when
+// the server is external (its metrics are not ours to read).
+func (e *Env) MetricsURL() string {
+	if e.server == nil {
+		return ""
+	}
+	return e.server.MetricsURL()
+}
+
 // Dial returns a client of the package environment, closed at test end.
 func (e *Env) Dial(t testing.TB) client.Client {
 	t.Helper()
@@ -170,7 +180,7 @@ func dial(t testing.TB, o client.Options) client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	o.Logger = newTestLogger(t)
+	o.Logger = TestLogger(t)
 	c, err := client.DialContext(ctx, o)
 	if err != nil {
 		t.Fatalf("harness: dial %s: %v", o.HostPort, err)
@@ -259,7 +269,9 @@ type testLogger struct {
 	done *bool
 }
 
-func newTestLogger(t testing.TB) testLogger {
+// TestLogger is an SDK logger that writes warnings and errors to t's log
+// until t ends.
+func TestLogger(t testing.TB) log.Logger {
 	l := testLogger{t: t, mu: &sync.Mutex{}, done: new(bool)}
 	t.Cleanup(func() {
 		l.mu.Lock()

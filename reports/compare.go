@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strings"
 )
 
 // CompareOptions tune Compare.
@@ -45,51 +44,55 @@ func ReadJSON(r io.Reader) (*JSONReport, error) {
 	return &rep, nil
 }
 
+// Comparison is what Compare found: the regressions, and how many gated
+// medians it compared, so that "no regression" says what was looked at.
+type Comparison struct {
+	Regressions []Regression
+	Metrics     int
+}
+
 // Compare lists the regressions of current against baseline:
 //   - an item's stars dropped, or an item measured in the baseline is not
 //     measured now;
 //   - an applicable fail-close item fails in the current run;
-//   - a performance (PF) latency or throughput median got worse beyond its
-//     noise; other items' timings (recovery times under chaos, say) vary too
-//     much from run to run to gate on. A metric
-//     X_p50 recorded with its bootstrap 95% interval (X_p50_lo, X_p50_hi)
-//     regresses when the two runs' intervals do not overlap in the worse
-//     direction and the median moved by at least MinEffect. Metrics whose
-//     name contains "per_s" or "throughput" are better higher; all others
-//     (latencies, durations) are better lower.
-func Compare(baseline, current *JSONReport, o CompareOptions) []Regression {
-	var out []Regression
+//   - a gated metric's median got worse beyond its noise. A check gates the
+//     metrics it names (evidence Gate: the scenario names only figures
+//     stable from run to run, such as the PF step latencies and fan-out
+//     rates, not recovery times under chaos). A metric X recorded as X_p50
+//     with its bootstrap 95% interval (X_p50_lo, X_p50_hi) regresses when
+//     the two runs' intervals do not overlap in the worse direction and the
+//     median moved by at least MinEffect.
+func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
+	var out Comparison
 	base := map[string]jsonItem{}
 	for _, it := range baseline.Items {
 		base[it.ID] = it
 	}
 	for _, cur := range current.Items {
 		b, ok := base[cur.ID]
-		if !ok || b.Stars == nil {
+		if !ok {
 			continue
 		}
 		switch {
+		case b.Stars == nil:
 		case cur.Stars == nil:
-			out = append(out, Regression{Kind: "stars", Item: cur.ID,
+			out.Regressions = append(out.Regressions, Regression{Kind: "stars", Item: cur.ID,
 				Detail: fmt.Sprintf("measured at %d in the baseline, not measured now (%s)", *b.Stars, cur.Reason)})
 		case *cur.Stars < *b.Stars:
-			out = append(out, Regression{Kind: "stars", Item: cur.ID,
+			out.Regressions = append(out.Regressions, Regression{Kind: "stars", Item: cur.ID,
 				Detail: fmt.Sprintf("%d → %d (%s)", *b.Stars, *cur.Stars, cur.Reason)})
 		}
-		if cur.Category == "PF" {
-			out = append(out, compareMetrics(b, cur, o)...)
-		}
+		compareMetrics(b, cur, o, &out)
 	}
 	for _, fc := range current.Overall.FailClose {
 		if fc.Applies && fc.Status == "fail" {
-			out = append(out, Regression{Kind: "fail-close", Item: fc.Item, Detail: fmt.Sprintf("rates %d (≤2)", *fc.Stars)})
+			out.Regressions = append(out.Regressions, Regression{Kind: "fail-close", Item: fc.Item, Detail: fmt.Sprintf("rates %d (≤2)", *fc.Stars)})
 		}
 	}
 	return out
 }
 
-func compareMetrics(base, cur jsonItem, o CompareOptions) []Regression {
-	var out []Regression
+func compareMetrics(base, cur jsonItem, o CompareOptions, out *Comparison) {
 	baseChecks := map[string]jsonCheck{}
 	for _, c := range base.Checks {
 		baseChecks[c.ID] = c
@@ -99,28 +102,24 @@ func compareMetrics(base, cur jsonItem, o CompareOptions) []Regression {
 		if !ok {
 			continue
 		}
-		for _, name := range slices.Sorted(maps.Keys(c.Metrics)) {
-			if !strings.HasSuffix(name, "_p50") {
-				continue
-			}
-			bm, cm := interval(b.Metrics, name), interval(c.Metrics, name)
+		for _, name := range slices.Sorted(maps.Keys(c.Gate)) {
+			bm, cm := interval(b.Metrics, name+"_p50"), interval(c.Metrics, name+"_p50")
 			if bm == nil || cm == nil || bm[1] == 0 {
 				continue
 			}
-			higherBetter := strings.Contains(name, "per_s") || strings.Contains(name, "throughput")
+			out.Metrics++
 			change := (cm[1] - bm[1]) / bm[1]
 			worse := cm[0] > bm[2] && change >= o.MinEffect // lower is better: current's low end above baseline's high end
-			if higherBetter {
+			if c.Gate[name] == "higher" {
 				worse = cm[2] < bm[0] && -change >= o.MinEffect
 			}
 			if worse {
-				out = append(out, Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
+				out.Regressions = append(out.Regressions, Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
 					"%s median %.4g → %.4g (%+.1f%%); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
-					name, bm[1], cm[1], 100*change, bm[0], bm[2], cm[0], cm[2])})
+					name+"_p50", bm[1], cm[1], 100*change, bm[0], bm[2], cm[0], cm[2])})
 			}
 		}
 	}
-	return out
 }
 
 // interval returns {lo, median, hi} of metric name, or nil if incomplete.

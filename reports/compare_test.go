@@ -10,13 +10,14 @@ import (
 
 func stars(n int) *int { return &n }
 
-// pfItem is a PF item whose one check carries a latency and a throughput
-// median with their intervals.
+// pfItem is a PF item whose one check gates a latency and a throughput
+// median with their intervals, and records a noisy median it does not gate.
 func pfItem(latency, throughput [3]float64) jsonItem {
 	return jsonItem{ID: "PF-01", Category: "PF", Stars: stars(4), Checks: []jsonCheck{{ID: "PF-01.activity-latency", Metrics: map[string]float64{
 		"step_ms_p50_lo": latency[0], "step_ms_p50": latency[1], "step_ms_p50_hi": latency[2],
-		"throughput_per_s_p50_lo": throughput[0], "throughput_per_s_p50": throughput[1], "throughput_per_s_p50_hi": throughput[2],
-	}}}}
+		"rate_p50_lo": throughput[0], "rate_p50": throughput[1], "rate_p50_hi": throughput[2],
+		"noisy_ms_p50_lo": latency[0] * 9, "noisy_ms_p50": latency[1] * 9, "noisy_ms_p50_hi": latency[2] * 9,
+	}, Gate: map[string]string{"step_ms": "lower", "rate": "higher"}}}}
 }
 
 func TestCompare(t *testing.T) {
@@ -29,8 +30,9 @@ func TestCompare(t *testing.T) {
 		base, cur []jsonItem
 		failClose []jsonFailClose
 		want      []string // substrings, one per regression
+		metrics   int      // gated medians compared
 	}{
-		{name: "same", base: []jsonItem{ex(stars(5)), steady}, cur: []jsonItem{ex(stars(5)), steady}},
+		{name: "same", base: []jsonItem{ex(stars(5)), steady}, cur: []jsonItem{ex(stars(5)), steady}, metrics: 2},
 		{name: "stars drop", base: []jsonItem{ex(stars(5))}, cur: []jsonItem{ex(stars(3))}, want: []string{"stars EX-01: 5 → 3 (level 4 failed)"}},
 		{name: "no longer measured", base: []jsonItem{ex(stars(5))}, cur: []jsonItem{ex(nil)}, want: []string{"not measured now"}},
 		{name: "newly measured is fine", base: []jsonItem{ex(nil)}, cur: []jsonItem{ex(stars(2))}},
@@ -38,13 +40,13 @@ func TestCompare(t *testing.T) {
 			failClose: []jsonFailClose{{Item: "EX-01", Applies: true, Stars: stars(2), Status: "fail"}}, want: []string{"fail-close EX-01: rates 2"}},
 		{name: "latency regression beyond noise", base: []jsonItem{steady},
 			cur:  []jsonItem{pfItem([3]float64{13, 14, 15}, [3]float64{95, 100, 105})},
-			want: []string{"metric PF-01.activity-latency: step_ms_p50 median 10 → 14 (+40.0%)"}},
+			want: []string{"metric PF-01.activity-latency: step_ms_p50 median 10 → 14 (+40.0%)"}, metrics: 2},
 		{name: "latency shift within noise", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{10.5, 12, 14}, [3]float64{95, 100, 105})}},
 		{name: "significant but immaterial", base: []jsonItem{pfItem([3]float64{9.9, 10, 10.1}, [3]float64{95, 100, 105})},
 			cur: []jsonItem{pfItem([3]float64{10.2, 10.3, 10.4}, [3]float64{95, 100, 105})}},
 		{name: "latency improvement", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{4, 5, 6}, [3]float64{95, 100, 105})}},
 		{name: "throughput regression", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{60, 70, 80})},
-			want: []string{"throughput_per_s_p50 median 100 → 70 (-30.0%)"}},
+			want: []string{"rate_p50 median 100 → 70 (-30.0%)"}, metrics: 2},
 		{name: "throughput improvement", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{150, 160, 170})}},
 	}
 	for _, tt := range tests {
@@ -52,20 +54,25 @@ func TestCompare(t *testing.T) {
 			base := &JSONReport{Items: tt.base}
 			cur := &JSONReport{Items: tt.cur, Overall: jsonOverall{FailClose: tt.failClose}}
 			got := Compare(base, cur, CompareOptions{MinEffect: 0.10})
-			require.Len(t, got, len(tt.want), "regressions: %v", got)
+			require.Len(t, got.Regressions, len(tt.want), "regressions: %v", got.Regressions)
 			for i, w := range tt.want {
-				assert.Contains(t, got[i].String(), w)
+				assert.Contains(t, got.Regressions[i].String(), w)
+			}
+			if tt.metrics > 0 {
+				assert.Equal(t, tt.metrics, got.Metrics)
 			}
 		})
 	}
 }
 
-func TestCompareIgnoresNonPFTimings(t *testing.T) {
+func TestCompareIgnoresUngatedTimings(t *testing.T) {
 	item := func(p50 float64) jsonItem {
 		return jsonItem{ID: "EX-01", Category: "EX", Stars: stars(5), Checks: []jsonCheck{{ID: "EX-01.chaos",
 			Metrics: map[string]float64{"recovery_s_p50": p50, "recovery_s_p50_lo": p50 - 0.1, "recovery_s_p50_hi": p50 + 0.1}}}}
 	}
-	assert.Empty(t, Compare(&JSONReport{Items: []jsonItem{item(4)}}, &JSONReport{Items: []jsonItem{item(9)}}, CompareOptions{MinEffect: 0.1}))
+	got := Compare(&JSONReport{Items: []jsonItem{item(4)}}, &JSONReport{Items: []jsonItem{item(9)}}, CompareOptions{MinEffect: 0.1})
+	assert.Empty(t, got.Regressions)
+	assert.Zero(t, got.Metrics)
 }
 
 func TestReadJSON(t *testing.T) {

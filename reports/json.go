@@ -97,6 +97,14 @@ type (
 		Test      string             `json:"test,omitempty"`
 		Started   *time.Time         `json:"started,omitempty"`
 		Duration  float64            `json:"duration_s,omitempty"`
+		Charts    []jsonChart        `json:"charts,omitempty"`
+		Gate      map[string]string  `json:"gate,omitempty"` // metric base name → "lower" or "higher" is better
+	}
+	// jsonChart points at a chart's SVG; the data stays in the evidence.
+	jsonChart struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+		Path  string `json:"path"` // relative to the directory of REPORT.md
 	}
 )
 
@@ -174,6 +182,15 @@ func itemJSON(it Item) jsonItem {
 			jc.Detail, jc.Reproduce, jc.Metrics, jc.Test, jc.Duration = rec.Detail, rec.Reproduce, rec.Metrics, rec.Test, rec.Duration
 			if !rec.Started.IsZero() {
 				jc.Started = &rec.Started
+			}
+			for _, ch := range rec.Charts {
+				jc.Charts = append(jc.Charts, jsonChart{ID: ch.ID, Title: ch.Title, Path: ChartPath(ch.ID)})
+			}
+			for name, d := range rec.Gate {
+				if jc.Gate == nil {
+					jc.Gate = map[string]string{}
+				}
+				jc.Gate[name] = string(d)
 			}
 		}
 		ji.Checks = append(ji.Checks, jc)

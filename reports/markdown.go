@@ -354,6 +354,36 @@ func (m *markdown) item(it Item) {
 		checks = append(checks, []string{code(c.ID), level, txt(t.pick(c.TitleEN, c.TitleJA)), outcome, m.observed(c), repro})
 	}
 	m.table(t.checkCols, checks)
+	m.charts(it)
+}
+
+// charts embeds the SVGs of the item's charts (written by the report command
+// to ChartDir), each under the id of the check that recorded it.
+func (m *markdown) charts(it Item) {
+	heading := false
+	for _, c := range it.Checks {
+		if c.Record == nil {
+			continue
+		}
+		for _, ch := range c.Record.Charts {
+			if !heading {
+				m.para("**" + m.t.itemCharts + "**")
+				heading = true
+			}
+			m.para(code(c.ID))
+			m.para(fmt.Sprintf("![%s](%s)", altText(ch), chartLink(ch.ID)))
+		}
+	}
+}
+
+// altText is a chart's title as markdown image text: brackets would end it
+// and a newline would break the line.
+func altText(ch evidence.Chart) string {
+	s := ch.Title
+	if s == "" {
+		s = ch.ID
+	}
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "[", `\[`, "]", `\]`, "<", "&lt;").Replace(s)
 }
 
 // reason says, in the report's language, which level stopped the rating;

@@ -38,7 +38,7 @@ type texts struct {
 	warnRule                         string
 	itemReason, itemEvaluates        string
 	itemScale, itemLadder            string
-	itemChecks                       string
+	itemChecks, itemCharts           string
 	scaleCols, ladderCols, checkCols []string
 	controlLevel, expected           string
 	notMeasured, noEvidence, metrics string
@@ -137,6 +137,7 @@ var textsEN = &texts{
 	itemScale:     "Scale of this item",
 	itemLadder:    "Ladder",
 	itemChecks:    "Checks",
+	itemCharts:    "Charts",
 	scaleCols:     []string{"Stars", "Meaning"},
 	ladderCols:    []string{"Level", "Summary", "Status"},
 	checkCols:     []string{"Check", "Level", "Title", "Outcome", "Observed", "Reproduce"},
@@ -227,6 +228,7 @@ var textsJA = &texts{
 	itemScale:     "この項目の評価尺度",
 	itemLadder:    "ラダー",
 	itemChecks:    "チェック",
+	itemCharts:    "グラフ",
 	scaleCols:     []string{"星", "定義"},
 	ladderCols:    []string{"レベル", "概要", "ステータス"},
 	checkCols:     []string{"チェック", "レベル", "タイトル", "結果", "観測内容", "再現コマンド"},

@@ -10,7 +10,9 @@ import (
 
 func runCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", stderr)
-	minEffect := fs.Float64("min-effect", 0.10, "smallest relative change of a PF median that counts as a regression")
+	// The default is above the largest run-to-run change of a gated median
+	// seen on the reference machine (see the README).
+	minEffect := fs.Float64("min-effect", 0.20, "smallest relative change of a gated median that counts as a regression")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -32,13 +34,14 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 			return usagef("%s: %v", path, err)
 		}
 	}
-	regressions := reports.Compare(docs[0], docs[1], reports.CompareOptions{MinEffect: *minEffect})
-	for _, r := range regressions {
+	cmp := reports.Compare(docs[0], docs[1], reports.CompareOptions{MinEffect: *minEffect})
+	for _, r := range cmp.Regressions {
 		fmt.Fprintf(stdout, "regression: %s\n", r)
 	}
-	if len(regressions) > 0 {
-		return fmt.Errorf("%d regression(s) against %s", len(regressions), fs.Arg(0))
+	if len(cmp.Regressions) > 0 {
+		return fmt.Errorf("%d regression(s) against %s", len(cmp.Regressions), fs.Arg(0))
 	}
-	fmt.Fprintf(stdout, "compare: no regression against %s\n", fs.Arg(0))
+	fmt.Fprintf(stdout, "compare: no regression against %s (%d items, %d gated medians compared, min effect %.0f%%)\n",
+		fs.Arg(0), len(docs[1].Items), cmp.Metrics, 100**minEffect)
 	return nil
 }

@@ -50,7 +50,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", stderr)
 	var in reportInputs
 	in.register(fs)
-	out := fs.String("out", ".", "directory to write REPORT.md, REPORT_ja.md and reports/report.json into")
+	out := fs.String("out", ".", "directory to write REPORT.md, REPORT_ja.md, reports/report.json and reports/charts/*.svg into")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,28 +58,86 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(*out, "reports"), 0o755); err != nil {
+	// Render everything before writing anything, so that a failure leaves
+	// the previous report whole.
+	files, err := renderReport(r, *out)
+	if err != nil {
 		return err
 	}
-	files := []struct {
+	charts := filepath.Join(*out, filepath.FromSlash(reports.ChartDir))
+	written, nCharts := map[string]bool{}, 0
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+			return err
+		}
+		written[f.path] = true
+		if filepath.Dir(f.path) == charts {
+			nCharts++ // one line for all of them: a run may draw dozens
+		} else {
+			fmt.Fprintf(stdout, "wrote %s\n", f.path)
+		}
+	}
+	removed, err := removeStaleCharts(charts, written)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d chart(s) to %s, removed %d stale\n", nCharts, charts, removed)
+	fmt.Fprintln(stdout, r.Summary())
+	return nil
+}
+
+type renderedFile struct {
+	path string
+	data []byte
+}
+
+// renderReport renders the charts, both markdown reports and report.json
+// under out, charts first so that the reports never link a chart that failed.
+func renderReport(r *reports.Report, out string) ([]renderedFile, error) {
+	charts, err := r.RenderCharts()
+	if err != nil {
+		return nil, err
+	}
+	var files []renderedFile
+	for _, c := range charts {
+		files = append(files, renderedFile{filepath.Join(out, filepath.FromSlash(c.Path)), c.SVG})
+	}
+	for _, f := range []struct {
 		path  string
 		write func(io.Writer) error
 	}{
-		{filepath.Join(*out, "REPORT.md"), func(w io.Writer) error { return reports.WriteMarkdown(w, r, "en") }},
-		{filepath.Join(*out, "REPORT_ja.md"), func(w io.Writer) error { return reports.WriteMarkdown(w, r, "ja") }},
-		{filepath.Join(*out, "reports", "report.json"), func(w io.Writer) error { return reports.WriteJSON(w, r) }},
-	}
-	for _, f := range files {
-		// Render fully before writing so that a failure leaves no half file.
+		{filepath.Join(out, "REPORT.md"), func(w io.Writer) error { return reports.WriteMarkdown(w, r, "en") }},
+		{filepath.Join(out, "REPORT_ja.md"), func(w io.Writer) error { return reports.WriteMarkdown(w, r, "ja") }},
+		{filepath.Join(out, "reports", "report.json"), func(w io.Writer) error { return reports.WriteJSON(w, r) }},
+	} {
 		var buf bytes.Buffer
 		if err := f.write(&buf); err != nil {
-			return fmt.Errorf("%s: %w", f.path, err)
+			return nil, fmt.Errorf("%s: %w", f.path, err)
 		}
-		if err := os.WriteFile(f.path, buf.Bytes(), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "wrote %s\n", f.path)
+		files = append(files, renderedFile{f.path, buf.Bytes()})
 	}
-	fmt.Fprintln(stdout, r.Summary())
-	return nil
+	return files, nil
+}
+
+// removeStaleCharts deletes the SVGs in dir that this run did not write: a
+// chart whose check no longer draws it must not linger beside the report.
+func removeStaleCharts(dir string, written map[string]bool) (int, error) {
+	stale, err := filepath.Glob(filepath.Join(dir, "*.svg"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range stale {
+		if written[p] {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

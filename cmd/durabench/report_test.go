@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,9 +20,9 @@ const defaultProfile = "../../fixtures/profiles/default.yaml"
 // writeEvidence writes evidence for the real catalog into a new directory:
 // every ladder check passes, except those of level failLevel of the first
 // fail-close item (0: none); every control gets controlOutcome ("" writes no
-// control records). It derives check ids from the catalog, so it holds for
-// any catalog.
-func writeEvidence(t *testing.T, controlOutcome evidence.Outcome, failLevel int) string {
+// control records); the first ladder check carries charts. It derives check
+// ids from the catalog, so it holds for any catalog.
+func writeEvidence(t *testing.T, controlOutcome evidence.Outcome, failLevel int, charts ...evidence.Chart) string {
 	t.Helper()
 	dir := t.TempDir()
 	w, err := evidence.Create(dir, "test")
@@ -29,7 +30,8 @@ func writeEvidence(t *testing.T, controlOutcome evidence.Outcome, failLevel int)
 	defer func() { require.NoError(t, w.Close()) }()
 	write := func(item string, c criteria.Check, out evidence.Outcome, control bool) {
 		require.NoError(t, w.Write(evidence.Record{Check: c.ID, Item: item, Outcome: out, Control: control,
-			Detail: "observed " + string(out), Reproduce: "go test ./scenarios/x -run " + c.ID}))
+			Detail: "observed " + string(out), Reproduce: "go test ./scenarios/x -run " + c.ID, Charts: charts}))
+		charts = nil
 	}
 	failItem := ""
 	for _, it := range criteria.Catalog() {
@@ -126,4 +128,54 @@ func TestRunReportRejectsUnknownCheck(t *testing.T) {
 	status := run([]string{"report", "-evidence", dir, "-profile", defaultProfile, "-out", t.TempDir()}, &stdout, &stderr)
 	assert.Equal(t, 1, status, "a harness bug, not a usage error")
 	assert.Contains(t, stderr.String(), "EX-01.no-such-check")
+}
+
+func latencyChart(id string) evidence.Chart {
+	return evidence.Chart{ID: id, Title: "Step latency", Kind: evidence.Histogram, XLabel: "latency (ms)", LogX: true,
+		Series: []evidence.Series{{Name: "activity", Y: []float64{12, 9, 15, 30}}, {Name: "function call", Y: []float64{0.002, 0.003}}}}
+}
+
+func TestRunReportWritesCharts(t *testing.T) {
+	out := t.TempDir()
+	chartDir := filepath.Join(out, "reports", "charts")
+	require.NoError(t, os.MkdirAll(chartDir, 0o755))
+	stale, other := filepath.Join(chartDir, "gone.svg"), filepath.Join(chartDir, "notes.txt")
+	for _, p := range []string{stale, other} {
+		require.NoError(t, os.WriteFile(p, []byte("old"), 0o644))
+	}
+	var stdout, stderr bytes.Buffer
+	err := runReport([]string{"-evidence", writeEvidence(t, evidence.Failed, 0, latencyChart("EX-01-latency")),
+		"-profile", defaultProfile, "-out", out}, &stdout, &stderr)
+	require.NoError(t, err)
+	assert.Contains(t, stdout.String(), "wrote 1 chart(s) to "+chartDir+", removed 1 stale")
+
+	svg, err := os.ReadFile(filepath.Join(chartDir, "EX-01-latency.svg"))
+	require.NoError(t, err)
+	var root struct{ XMLName xml.Name }
+	require.NoError(t, xml.Unmarshal(svg, &root))
+	assert.Equal(t, "svg", root.XMLName.Local)
+	assert.NoFileExists(t, stale, "a chart this run did not draw is removed")
+	assert.FileExists(t, other, "only SVGs are cleaned")
+
+	for _, name := range []string{"REPORT.md", "REPORT_ja.md"} {
+		md, err := os.ReadFile(filepath.Join(out, name))
+		require.NoError(t, err)
+		assert.Contains(t, string(md), "![Step latency](reports/charts/EX-01-latency.svg)", name)
+	}
+	js, err := os.ReadFile(filepath.Join(out, "reports", "report.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(js), `"path": "reports/charts/EX-01-latency.svg"`)
+}
+
+func TestRunReportBadChartWritesNothing(t *testing.T) {
+	out := t.TempDir()
+	chart := latencyChart("EX-01-latency")
+	var stdout, stderr bytes.Buffer
+	status := run([]string{"report", "-evidence", writeEvidence(t, evidence.Failed, 0, chart, chart),
+		"-profile", defaultProfile, "-out", out}, &stdout, &stderr)
+	assert.Equal(t, 1, status, "a duplicate chart id is a harness bug")
+	assert.Contains(t, stderr.String(), `chart id "EX-01-latency" is used by checks`)
+	entries, err := os.ReadDir(out)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing is written when a chart fails")
 }

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,7 +46,20 @@ type Record struct {
 	Started   time.Time          `json:"started"`
 	Duration  float64            `json:"duration_s"`
 	Charts    []Chart            `json:"charts,omitempty"` // data the report draws
+	// Gate names the metrics a baseline comparison gates on, by base name:
+	// each has NAME_p50 with its bootstrap interval NAME_p50_lo and
+	// NAME_p50_hi in Metrics. Only figures stable from run to run belong
+	// here; the others are shown, not gated.
+	Gate map[string]Direction `json:"gate,omitempty"`
 }
+
+// Direction says which way a gated metric gets better.
+type Direction string
+
+const (
+	LowerIsBetter  Direction = "lower"  // latencies, durations
+	HigherIsBetter Direction = "higher" // rates
+)
 
 // ChartKind says how a chart's series are drawn.
 type ChartKind string
@@ -167,6 +182,16 @@ func (r Record) Validate() error {
 	for _, c := range r.Charts {
 		if err := c.Validate(); err != nil {
 			return fmt.Errorf("evidence %s: %w", r.Check, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Gate)) {
+		if d := r.Gate[name]; d != LowerIsBetter && d != HigherIsBetter {
+			return fmt.Errorf("evidence %s: field gate: %s: direction %q is not lower or higher", r.Check, name, d)
+		}
+		for _, suffix := range []string{"_p50", "_p50_lo", "_p50_hi"} {
+			if _, ok := r.Metrics[name+suffix]; !ok {
+				return fmt.Errorf("evidence %s: field gate: %s: metrics lack %s%s", r.Check, name, name, suffix)
+			}
 		}
 	}
 	return nil

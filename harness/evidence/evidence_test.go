@@ -28,6 +28,18 @@ func TestValidate(t *testing.T) {
 		{"bad outcome", func(r *Record) { r.Outcome = "ok" }, "field outcome"},
 		{"no detail", func(r *Record) { r.Detail = "" }, "field detail"},
 		{"no reproduce", func(r *Record) { r.Reproduce = "" }, "field reproduce"},
+		{"gated metric", func(r *Record) {
+			r.Metrics = map[string]float64{"step_ms_p50": 5, "step_ms_p50_lo": 4, "step_ms_p50_hi": 6}
+			r.Gate = map[string]Direction{"step_ms": LowerIsBetter}
+		}, ""},
+		{"gated metric without interval", func(r *Record) {
+			r.Metrics = map[string]float64{"step_ms_p50": 5}
+			r.Gate = map[string]Direction{"step_ms": LowerIsBetter}
+		}, "metrics lack step_ms_p50_lo"},
+		{"gate direction", func(r *Record) {
+			r.Metrics = map[string]float64{"step_ms_p50": 5, "step_ms_p50_lo": 4, "step_ms_p50_hi": 6}
+			r.Gate = map[string]Direction{"step_ms": "faster"}
+		}, "field gate: step_ms: direction"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

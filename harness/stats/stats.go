@@ -65,6 +65,36 @@ func Bootstrap(xs []float64, f func([]float64) float64) (lo, hi float64) {
 	return quantile(est, 0.025), quantile(est, 0.975)
 }
 
+// SummarizeRounds summarises samples taken in rounds (independent runs of
+// the same measurement, such as one workflow each): the figures are those of
+// all samples pooled, but the median's interval comes from resampling whole
+// rounds. Samples within a round share its conditions (a workflow, a cache,
+// a checkpoint of the database), so resampling single samples would give an
+// interval too narrow to hold from one run to the next.
+func SummarizeRounds(rounds [][]float64) Summary {
+	var all []float64
+	for _, r := range rounds {
+		all = append(all, r...)
+	}
+	s := Summarize(all)
+	if len(rounds) < 2 {
+		return s
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	est := make([]float64, bootstrapResamples)
+	var pooled []float64
+	for i := range est {
+		pooled = pooled[:0]
+		for range rounds {
+			pooled = append(pooled, rounds[rng.IntN(len(rounds))]...)
+		}
+		est[i] = quantile(sorted(pooled), 0.5)
+	}
+	slices.Sort(est)
+	s.P50Lo, s.P50Hi = quantile(est, 0.025), quantile(est, 0.975)
+	return s
+}
+
 // DropWarmup returns xs without its first n samples (all of them if n is
 // larger), so that connection set-up and caches warming do not skew figures.
 func DropWarmup(xs []float64, n int) []float64 {
@@ -89,4 +119,12 @@ func (s Summary) Metrics(prefix string) map[string]float64 {
 		prefix + "_min": s.Min, prefix + "_max": s.Max,
 		prefix + "_p50_lo": s.P50Lo, prefix + "_p50_hi": s.P50Hi,
 	}
+}
+
+// Quantile returns the p-quantile (0..1) of xs (not modified), 0 when empty.
+func Quantile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	return quantile(sorted(xs), p)
 }

@@ -89,3 +89,52 @@ func ramp(n int) []float64 {
 	}
 	return out
 }
+
+func TestQuantile(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3}
+	tests := []struct {
+		p    float64
+		want float64
+	}{{0, 1}, {0.5, 3}, {1, 5}}
+	for _, tc := range tests {
+		if got := Quantile(xs, tc.p); got != tc.want {
+			t.Errorf("Quantile(%v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if xs[0] != 5 {
+		t.Errorf("input modified: %v", xs)
+	}
+	if got := Quantile(nil, 0.5); got != 0 {
+		t.Errorf("Quantile(nil) = %v, want 0", got)
+	}
+}
+
+func TestSummarizeRounds(t *testing.T) {
+	// Two rounds sit at 10, two at 20: single-sample resampling would make
+	// the median's interval narrow; resampling rounds spans both levels.
+	var rounds [][]float64
+	for _, level := range []float64{10, 20, 10, 20} {
+		r := make([]float64, 100)
+		for i := range r {
+			r[i] = level + float64(i%5)/10
+		}
+		rounds = append(rounds, r)
+	}
+	s := SummarizeRounds(rounds)
+	if s.N != 400 {
+		t.Fatalf("N = %d, want 400 pooled samples", s.N)
+	}
+	if s.P50Lo > 11 || s.P50Hi < 19 {
+		t.Errorf("interval [%v, %v] should span the two round levels", s.P50Lo, s.P50Hi)
+	}
+	var pooled []float64
+	for _, r := range rounds {
+		pooled = append(pooled, r...)
+	}
+	if iid := Summarize(pooled); s.P50 != iid.P50 || s.P95 != iid.P95 {
+		t.Errorf("pooled figures differ: %+v vs %+v", s, iid)
+	}
+	if one := SummarizeRounds(rounds[:1]); one != Summarize(rounds[0]) {
+		t.Errorf("one round: %+v, want the plain summary", one)
+	}
+}

@@ -1,0 +1,401 @@
+package pf
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/durabench/durabench/harness"
+	"github.com/durabench/durabench/harness/evidence"
+	"github.com/durabench/durabench/harness/stats"
+)
+
+// Fan-out shapes. The full 1K×1K pattern (a thousand children of a
+// thousand activities, a million activities) would keep this 2-core machine
+// busy for about an hour, so it runs scaled to fanChildren × fanPerChild and
+// the evidence says so.
+const (
+	fanSmall      = 1_000
+	fanLarge      = 10_000
+	fanWindow     = 1_000 // activities in flight at once in the 10K fan-out
+	fanPerRun     = 2_500 // the 10K fan-out continues as new after this many
+	fanChildren   = 50
+	fanChildBatch = 10
+	fanPerChild   = 100
+	fanBucket     = 500 * time.Millisecond // throughput window
+	fanPoll       = 250 * time.Millisecond // backlog sampling period
+)
+
+// The server's default history limits (limit.historyCount.error and
+// limit.historySize.error), which each run of a fan-out must stay under.
+const (
+	defaultHistoryEvents = 51_200
+	defaultHistoryBytes  = 50 << 20
+)
+
+// fanWorkerOptions are the worker's settings for the fan-outs: the SDK's
+// poller autoscaling, which is how a worker is set up for throughput (with
+// the SDK's default of 2 pollers per task type a 10K fan-out runs at about
+// half the rate on this machine). The 1K fan-out also runs with the
+// defaults, for comparison.
+var fanWorkerOptions = worker.Options{
+	WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+	ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+}
+
+// TestPF02 fans out 1,000 and 10,000 empty activities from one workflow and
+// runs the children pattern scaled down, timing each from the client and
+// recording, meanwhile, every activity's start as the worker saw it, the
+// task queue's backlog and the SDK's and server's metrics.
+func TestPF02(t *testing.T) {
+	env := harness.Get(t)
+	small := env.Check(t, "PF-02.fan-out-1k")
+	large := env.Check(t, "PF-02.fan-out-10k")
+	rate100 := env.Check(t, "PF-02.rate-100")
+	children := env.Check(t, "PF-02.children-1kx1k")
+	contention := env.Check(t, "PF-02.contention-reported")
+	rate500 := env.Check(t, "PF-02.rate-500")
+	steady := env.Check(t, "PF-02.no-degradation")
+	ctx := harness.Context(t, 15*time.Minute)
+
+	r := newRig(t, env.Dial(t), env.Options.Namespace, env.MetricsURL(), fanWorkerOptions)
+	runs := []*fanRun{
+		r.fanOut(ctx, t, "1k", fanOutName, FanOutInput{Total: fanSmall, Window: fanSmall, PerRun: fanSmall}, fanSmall),
+		r.fanOut(ctx, t, "10k", fanOutName, FanOutInput{Total: fanLarge, Window: fanWindow, PerRun: fanPerRun}, fanLarge),
+		r.fanOut(ctx, t, "children", fanParentName, FanParentInput{Children: fanChildren, Batch: fanChildBatch,
+			Child: FanOutInput{Total: fanPerChild, Window: fanPerChild, PerRun: fanPerChild}}, fanChildren*fanPerChild),
+	}
+	one, ten, kids := runs[0], runs[1], runs[2]
+	note := r.delayNote()
+	plain := newRig(t, env.Dial(t), env.Options.Namespace, env.MetricsURL(), worker.Options{}).
+		fanOut(ctx, t, "1k_default_worker", fanOutName, FanOutInput{Total: fanSmall, Window: fanSmall, PerRun: fanSmall}, fanSmall)
+
+	small.Result(one.complete(), fmt.Sprintf("one workflow scheduled %d empty activities at once; with the worker's pollers autoscaling (the setting for throughput): %s. With the SDK's default worker options (2 pollers per task type): %s%s",
+		fanSmall, one.describe(), plain.describe(), note), merge(one.metrics(), plain.metrics()))
+
+	largest := ten.largestRun()
+	chartIfAny(large, throughputChart(runs))
+	large.Gate("fan_10k_window_activities_per_s", evidence.HigherIsBetter)
+	large.Result(ten.complete() && len(ten.runs) > 1 && largest.events < defaultHistoryEvents && largest.size < defaultHistoryBytes,
+		fmt.Sprintf("one workflow ran %d empty activities, at most %d in flight, continuing as new every %d: %s. It took %d runs; the largest run's history held %d events and %d bytes (the server's limits: %d events, %d bytes)%s",
+			fanLarge, fanWindow, fanPerRun, ten.describe(), len(ten.runs), largest.events, largest.size, defaultHistoryEvents, defaultHistoryBytes, note),
+		merge(ten.metrics(), map[string]float64{"fan_10k_runs": float64(len(ten.runs)), "fan_10k_largest_run_events": float64(largest.events), "fan_10k_largest_run_bytes": float64(largest.size)}))
+	rate := ten.rate()
+	rate100.Result(ten.complete() && rate >= 100, fmt.Sprintf("the 10K fan-out sustained %.0f activities/s from start to result, continue-as-new included (window median %s)%s",
+		rate, ten.windowText(), note), nil)
+	rate500.Result(ten.complete() && rate >= 500, fmt.Sprintf("the 10K fan-out sustained %.0f activities/s, against 500/s%s", rate, note), nil)
+
+	kidsRuns := kids.largestRun()
+	children.Result(kids.complete(), fmt.Sprintf("scaled down from 1,000×1,000 to %d×%d for a %d-core machine: a parent started %d children, %d at a time, each fanning out %d activities at once: %s; the parent's history held %d events%s",
+		fanChildren, fanPerChild, runtime.NumCPU(), fanChildren, fanChildBatch, fanPerChild, kids.describe(), kidsRuns.events, note),
+		merge(kids.metrics(), map[string]float64{"children_run": fanChildren, "children_activities_each": fanPerChild}))
+
+	var parts []string
+	reported := true
+	m := map[string]float64{}
+	for _, f := range runs {
+		c := f.contention()
+		reported = reported && c.ok
+		parts = append(parts, c.detail)
+		maps.Copy(m, c.metrics)
+	}
+	chartIfAny(contention, backlogChart(runs))
+	chartIfAny(contention, waitChart(ten))
+	contention.Result(reported, strings.Join(parts, " ")+note, m)
+
+	first, last := ten.tenths()
+	steady.Result(ten.complete() && last >= 0.8*first, fmt.Sprintf("10K fan-out: the first %d completions came at %.0f activities/s, the last %d at %.0f/s (%+.0f%%; within 20%% means at least %.0f/s)%s",
+		fanLarge/10, first, fanLarge/10, last, 100*(last-first)/first, 0.8*first, note),
+		map[string]float64{"fan_10k_first_tenth_per_s": first, "fan_10k_last_tenth_per_s": last})
+}
+
+// fanRun is one fan-out as observed: the workflow's result, the client's
+// timing, each activity as the worker saw it, the backlog sampled meanwhile
+// and the metrics' difference over the run.
+type fanRun struct {
+	name       string
+	want, got  int
+	err        error
+	elapsed    time.Duration
+	events     []fanEvent
+	started    time.Time
+	backlog    []backlogSample
+	backlogErr error
+	delta      snapshot
+	runs       []*runInfo // the workflow's continue-as-new chain
+}
+
+// backlogSample is the activity task queue as DescribeTaskQueue reported it.
+type backlogSample struct {
+	at    float64 // seconds since the workflow started
+	count int64
+	age   float64 // milliseconds
+}
+
+// fanOut runs one fan-out workflow to its result and collects what was
+// observed. A fan-out that fails is a finding, recorded in the run.
+func (r *rig) fanOut(ctx context.Context, t *testing.T, name, workflow string, input any, want int) *fanRun {
+	t.Helper()
+	f := &fanRun{name: name, want: want}
+	before, err := r.snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.rec.take() // nothing from an earlier run
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	id := harness.UniqueID(t, "fan-"+name)
+	f.started = time.Now()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f.backlog, f.backlogErr = r.sampleBacklog(sampleCtx, f.started)
+	}()
+	run, err := r.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: r.tq, WorkflowExecutionTimeout: 10 * time.Minute}, workflow, input)
+	if err != nil {
+		t.Fatalf("start %s fan-out: %v", name, err)
+	}
+	firstRun := run.GetRunID() // Get moves the run on along the chain
+	f.err = run.Get(ctx, &f.got)
+	f.elapsed = time.Since(f.started)
+	stopSampling()
+	wg.Wait()
+	after, err := r.snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.delta = after.since(before)
+	f.events = r.rec.take()
+	if f.runs, err = describeChain(ctx, r.c, id, firstRun); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s fan-out: %d of %d activities in %s (%v), %d backlog samples", name, f.got, want, f.elapsed.Round(time.Millisecond), f.err, len(f.backlog))
+	return f
+}
+
+// sampleBacklog reads the activity task queue's stats every fanPoll until
+// ctx ends.
+func (r *rig) sampleBacklog(ctx context.Context, start time.Time) ([]backlogSample, error) {
+	tick := time.NewTicker(fanPoll)
+	defer tick.Stop()
+	var out []backlogSample
+	for {
+		resp, err := r.c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: r.ns, TaskQueue: &taskqueuepb.TaskQueue{Name: r.tq}, TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY, ReportStats: true,
+		})
+		if ctx.Err() != nil {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("describe task queue %s: %w", r.tq, err)
+		}
+		s := resp.GetStats()
+		out = append(out, backlogSample{at: time.Since(start).Seconds(), count: s.GetApproximateBacklogCount(), age: ms(s.GetApproximateBacklogAge().AsDuration())})
+		select {
+		case <-ctx.Done():
+			return out, nil
+		case <-tick.C:
+		}
+	}
+}
+
+// complete reports whether every activity ran exactly once and the
+// workflow returned their count.
+func (f *fanRun) complete() bool {
+	return f.err == nil && f.got == f.want && len(f.events) == f.want
+}
+
+// rate is activities per second from the client's start to its result.
+func (f *fanRun) rate() float64 { return float64(f.got) / f.elapsed.Seconds() }
+
+// windows counts completions in consecutive fanBucket windows from the
+// workflow's start, up to the last full window before the final completion,
+// as activities per second; at is each window's end in seconds.
+func (f *fanRun) windows() (at, rates []float64) {
+	if len(f.events) == 0 {
+		return nil, nil
+	}
+	span := f.events[len(f.events)-1].at.Sub(f.started)
+	n := int(span / fanBucket)
+	counts := make([]int, n)
+	for _, ev := range f.events {
+		if i := int(ev.at.Sub(f.started) / fanBucket); i < n {
+			counts[i]++
+		}
+	}
+	for i, c := range counts {
+		at = append(at, float64(i+1)*fanBucket.Seconds())
+		rates = append(rates, float64(c)/fanBucket.Seconds())
+	}
+	return at, rates
+}
+
+// steadyWindows are the windows from the first with a completion on: the
+// time before it is the start-up, not throughput.
+func (f *fanRun) steadyWindows() []float64 {
+	_, rates := f.windows()
+	for i, r := range rates {
+		if r > 0 {
+			return rates[i:]
+		}
+	}
+	return nil
+}
+
+func (f *fanRun) windowText() string {
+	s := stats.Summarize(f.steadyWindows())
+	return fmt.Sprintf("%.0f/s [%.0f, %.0f] over %d windows of %s", s.P50, s.P50Lo, s.P50Hi, s.N, fanBucket)
+}
+
+// describe says what the run did: result, time, rates and executions.
+func (f *fanRun) describe() string {
+	return fmt.Sprintf("the workflow returned %d of %d (error: %v) after %.2fs from the client's start, %.0f activities/s; completions per %s window: median %s; the worker ran the activity %d times",
+		f.got, f.want, f.err, f.elapsed.Seconds(), f.rate(), fanBucket, f.windowText(), len(f.events))
+}
+
+// metrics are the run's figures; the window rates carry the median's
+// interval so that a baseline comparison can gate on them.
+func (f *fanRun) metrics() map[string]float64 {
+	p := "fan_" + f.name
+	return merge(stats.Summarize(f.steadyWindows()).Metrics(p+"_window_activities_per_s"), map[string]float64{
+		p + "_activities_per_s": f.rate(), p + "_elapsed_s": f.elapsed.Seconds(),
+		p + "_completed": float64(f.got), p + "_executions": float64(len(f.events)),
+	})
+}
+
+// largestRun is the run of the chain with the longest history.
+func (f *fanRun) largestRun() runInfo {
+	var out runInfo
+	for _, r := range f.runs {
+		if r.events > out.events {
+			out = *r
+		}
+	}
+	return out
+}
+
+// tenths are the completion rates over the first and the last tenth of the
+// activities.
+func (f *fanRun) tenths() (first, last float64) {
+	k := len(f.events) / 10
+	if k < 2 {
+		return 0, 0
+	}
+	span := func(evs []fanEvent) float64 {
+		return float64(len(evs)-1) / evs[len(evs)-1].at.Sub(evs[0].at).Seconds()
+	}
+	return span(f.events[:k]), span(f.events[len(f.events)-k:])
+}
+
+// contention describes the signs of contention during the run: the backlog,
+// activity schedule-to-start as the worker saw it and how it grew, and the
+// SDK's workflow-task latencies.
+func (f *fanRun) contention() verdict {
+	p := "fan_" + f.name
+	waits := make([]float64, len(f.events))
+	for i, ev := range f.events {
+		waits[i] = ev.wait
+	}
+	w := stats.Summarize(waits)
+	k := max(len(waits)/10, 1)
+	early, late := stats.Summarize(waits[:min(k, len(waits))]), stats.Summarize(waits[max(len(waits)-k, 0):])
+	var maxCount int64
+	var maxAge float64
+	for _, s := range f.backlog {
+		maxCount, maxAge = max(maxCount, s.count), max(maxAge, s.age)
+	}
+	wf := fanOutName
+	if f.name == "children" {
+		wf = fanParentName
+	}
+	// The SDK records schedule-to-start only for workflow tasks taken from
+	// the normal queue, not the worker's sticky one: the counts differ.
+	wftStart := f.delta.sdk.Total(wftScheduleToStart, nil)
+	wftExec := f.delta.sdk.Total(wftExecution, nil)
+	persist := "not read (the server is external)"
+	if f.delta.server != nil {
+		v := f.delta.server.Total("persistence_latency", nil)
+		persist = fmt.Sprintf("%.0f persistence calls, mean %.2f ms", v.Count, 1000*v.Mean())
+	}
+	ok := f.backlogErr == nil && len(f.backlog) >= 2 && w.N > 0 && wftExec.Count > 0
+	detail := fmt.Sprintf("%s (%s): backlog sampled %d times every %s (error: %v), at most %d tasks, oldest %.0f ms; activity schedule-to-start %s, median of the first tenth %.1f ms and of the last %.1f ms; workflow tasks executed: %.0f, execution mean %.1f ms; schedule-to-start mean %.1f ms over the %.0f taken from the normal queue; server: %s.",
+		f.name, wf, len(f.backlog), fanPoll, f.backlogErr, maxCount, maxAge, describe(w, "ms"), early.P50, late.P50,
+		wftExec.Count, 1000*wftExec.Mean(), 1000*wftStart.Mean(), wftStart.Count, persist)
+	return verdict{ok: ok, detail: detail, metrics: merge(w.Metrics(p+"_schedule_to_start_ms"), map[string]float64{
+		p + "_backlog_max": float64(maxCount), p + "_backlog_age_max_ms": maxAge,
+		p + "_wft_schedule_to_start_mean_ms": 1000 * wftStart.Mean(), p + "_wft_execution_mean_ms": 1000 * wftExec.Mean(),
+	})}
+}
+
+func throughputChart(runs []*fanRun) evidence.Chart {
+	ch := evidence.Chart{ID: "PF-02-throughput", Title: "PF-02 activities completed per second", Kind: evidence.Line,
+		XLabel: "seconds since the workflow started", YLabel: "activities per second (" + fanBucket.String() + " windows)"}
+	for _, f := range runs {
+		at, rates := f.windows()
+		if len(at) > 0 {
+			ch.Series = append(ch.Series, evidence.Series{Name: f.name, X: at, Y: rates})
+		}
+	}
+	return ch
+}
+
+func backlogChart(runs []*fanRun) evidence.Chart {
+	ch := evidence.Chart{ID: "PF-02-backlog", Title: "PF-02 activity task queue backlog", Kind: evidence.Line,
+		XLabel: "seconds since the workflow started", YLabel: "tasks waiting (DescribeTaskQueue)"}
+	for _, f := range runs {
+		s := evidence.Series{Name: f.name}
+		for _, b := range f.backlog {
+			s.X, s.Y = append(s.X, b.at), append(s.Y, float64(b.count))
+		}
+		if len(s.X) > 0 {
+			ch.Series = append(ch.Series, s)
+		}
+	}
+	return ch
+}
+
+// waitChart plots the median and p95 schedule-to-start of the activities
+// that started in each window of the 10K fan-out: growth is contention.
+func waitChart(f *fanRun) evidence.Chart {
+	ch := evidence.Chart{ID: "PF-02-schedule-to-start", Title: "PF-02 10K fan-out: activity schedule-to-start over time", Kind: evidence.Line,
+		XLabel: "seconds since the workflow started", YLabel: "schedule-to-start ms"}
+	byWindow := map[int][]float64{}
+	last := 0
+	for _, ev := range f.events {
+		i := int(ev.at.Sub(f.started) / fanBucket)
+		byWindow[i] = append(byWindow[i], ev.wait)
+		last = max(last, i)
+	}
+	p50, p95 := evidence.Series{Name: "p50"}, evidence.Series{Name: "p95"}
+	for i := 0; i <= last; i++ {
+		ws := byWindow[i]
+		if len(ws) == 0 {
+			continue
+		}
+		at := float64(i+1) * fanBucket.Seconds()
+		p50.X, p50.Y = append(p50.X, at), append(p50.Y, stats.Quantile(ws, 0.5))
+		p95.X, p95.Y = append(p95.X, at), append(p95.Y, stats.Quantile(ws, 0.95))
+	}
+	if len(p50.X) > 0 {
+		ch.Series = []evidence.Series{p50, p95}
+	}
+	return ch
+}
+
+// chartIfAny attaches ch to c unless no run produced data for it.
+func chartIfAny(c *harness.Check, ch evidence.Chart) {
+	if len(ch.Series) > 0 {
+		c.Chart(ch)
+	}
+}
