@@ -33,7 +33,7 @@ const (
 	fanChildren   = 50
 	fanChildBatch = 10
 	fanPerChild   = 100
-	fanBucket     = 500 * time.Millisecond // throughput window
+	fanBucket     = time.Second            // throughput window
 	fanPoll       = 250 * time.Millisecond // backlog sampling period
 )
 
@@ -329,7 +329,7 @@ func (f *fanRun) contention() verdict {
 		persist = fmt.Sprintf("%.0f persistence calls, mean %.2f ms", v.Count, 1000*v.Mean())
 	}
 	ok := f.backlogErr == nil && len(f.backlog) >= 2 && w.N > 0 && wftExec.Count > 0
-	detail := fmt.Sprintf("%s (%s): backlog sampled %d times every %s (error: %v), at most %d tasks, oldest %.0f ms; activity schedule-to-start %s, median of the first tenth %.1f ms and of the last %.1f ms; workflow tasks executed: %.0f, execution mean %.1f ms; schedule-to-start mean %.1f ms over the %.0f taken from the normal queue; server: %s.",
+	detail := fmt.Sprintf("%s (%s): backlog (DescribeTaskQueue's estimate, which the server refreshes every few seconds) sampled %d times every %s (error: %v), at most %d tasks, oldest %.0f ms; activity schedule-to-start %s, median of the first tenth %.1f ms and of the last %.1f ms; workflow tasks executed: %.0f, execution mean %.1f ms; schedule-to-start mean %.1f ms over the %.0f taken from the normal queue; server: %s.",
 		f.name, wf, len(f.backlog), fanPoll, f.backlogErr, maxCount, maxAge, describe(w, "ms"), early.P50, late.P50,
 		wftExec.Count, 1000*wftExec.Mean(), 1000*wftStart.Mean(), wftStart.Count, persist)
 	return verdict{ok: ok, detail: detail, metrics: merge(w.Metrics(p+"_schedule_to_start_ms"), map[string]float64{
@@ -340,7 +340,7 @@ func (f *fanRun) contention() verdict {
 
 func throughputChart(runs []*fanRun) evidence.Chart {
 	ch := evidence.Chart{ID: "PF-02-throughput", Title: "PF-02 activities completed per second", Kind: evidence.Line,
-		XLabel: "seconds since the workflow started", YLabel: "activities per second (" + fanBucket.String() + " windows)"}
+		XLabel: "seconds since the workflow started", YLabel: "activities/s (" + fanBucket.String() + " windows)"}
 	for _, f := range runs {
 		at, rates := f.windows()
 		if len(at) > 0 {
@@ -352,7 +352,7 @@ func throughputChart(runs []*fanRun) evidence.Chart {
 
 func backlogChart(runs []*fanRun) evidence.Chart {
 	ch := evidence.Chart{ID: "PF-02-backlog", Title: "PF-02 activity task queue backlog", Kind: evidence.Line,
-		XLabel: "seconds since the workflow started", YLabel: "tasks waiting (DescribeTaskQueue)"}
+		XLabel: "seconds since the workflow started", YLabel: "tasks waiting"}
 	for _, f := range runs {
 		s := evidence.Series{Name: f.name}
 		for _, b := range f.backlog {
