@@ -75,12 +75,15 @@ func TestPF01(t *testing.T) {
 			{Name: "empty local activity", Y: local.samples}, {Name: "function call", Y: fn},
 		},
 	})
+	// Only the activity step is gated: pinned by the history shard's 50 ms
+	// transfer-queue reads, its median holds within a few percent from run
+	// to run, while the update round trip and the local activity step (7 to
+	// 11 ms) move by a third with the machine's load.
 	activityLatency.Gate("activity_step_ms", evidence.LowerIsBetter)
 	activityLatency.Result(a.N >= stepSamples && a.P95 < 500, fmt.Sprintf("%d empty activity steps in %d rounds, interleaved with the other kinds, each round on a new workflow (the median's interval resamples rounds): %s%s",
 		a.N, stepRounds, describe(a, "ms"), note), m)
 	p95Check.Result(p95hi < 100, fmt.Sprintf("activity step p95 %.2f ms, 95%% interval [%.2f, %.2f] ms; judged on the upper bound against 100 ms%s",
 		a.P95, p95lo, p95hi, note), nil)
-	localCheck.Gate("local_activity_step_ms", evidence.LowerIsBetter)
 	localCheck.Result(l.P50Hi < a.P50Lo, fmt.Sprintf("local activity step %s; activity step median %.2f ms [%.2f, %.2f]: the local activity is %.1f× faster and the intervals %s%s",
 		describe(l, "ms"), a.P50, a.P50Lo, a.P50Hi, a.P50/l.P50, overlapWord(l.P50Hi < a.P50Lo), note), l.Metrics("local_activity_step_ms"))
 	p99Check.Result(a.P99 < 50, fmt.Sprintf("activity step p99 %.2f ms over %d steps (max %.2f ms)%s", a.P99, a.N, a.Max, note), nil)
@@ -88,7 +91,6 @@ func TestPF01(t *testing.T) {
 
 	// The step's own cost is what it adds to the update round trip.
 	overhead := a.P50 - none.sum.P50
-	baseline.Gate("update_only_ms", evidence.LowerIsBetter)
 	baseline.Result(f.N >= stepSamples && overhead > 0 && a.P50Lo > f.P50Hi,
 		fmt.Sprintf("plain Go call of the same empty function, timed the same way: median %.0f ns (p99 %.0f ns, %d calls). "+
 			"An activity step costs %.2f ms at the median, %.0f× the call; the update round trip alone (no step) %s, so the activity adds %.2f ms and a local activity %.2f ms%s",

@@ -354,12 +354,7 @@ func testPayloadClaimCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), codec)
-	o := env.Options
-	o.DataConverter = dc
-	c := payloadDial(t, o, &payloadLog{})
-	wc := payloadDial(t, o, &payloadLog{})
-	tq := harness.TaskQueue(t)
-	payloadWorker(t, wc, tq, worker.Options{})
+	c, tq := payloadCodecPair(t, env.Options, dc)
 
 	data := payloadBytes(size, 6)
 	want := payloadSHA256(data)
@@ -465,12 +460,7 @@ func testPayloadCompression(t *testing.T) {
 	check := env.Check(t, "PF-03.compression-codec")
 	ctx := harness.Context(t, 60*time.Second)
 	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), converter.NewZlibCodec(converter.ZlibCodecOptions{}))
-	o := env.Options
-	o.DataConverter = dc
-	c := payloadDial(t, o, &payloadLog{})
-	wc := payloadDial(t, o, &payloadLog{})
-	tq := harness.TaskQueue(t)
-	payloadWorker(t, wc, tq, worker.Options{})
+	c, tq := payloadCodecPair(t, env.Options, dc)
 
 	// Log-like text of 3 MiB: compressible, and above the 2 MiB limit
 	// uncompressed, so that only the codec lets it through.
@@ -855,6 +845,18 @@ func payloadDial(t testing.TB, o client.Options, logs *payloadLog) client.Client
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// payloadCodecPair dials a client and starts a worker (on a client of its
+// own, as a separate process would have) that both use dc, and returns the
+// client and the worker's task queue.
+func payloadCodecPair(t *testing.T, o client.Options, dc converter.DataConverter) (client.Client, string) {
+	t.Helper()
+	o.DataConverter = dc
+	c := payloadDial(t, o, &payloadLog{})
+	tq := harness.TaskQueue(t)
+	payloadWorker(t, payloadDial(t, o, &payloadLog{}), tq, worker.Options{})
+	return c, tq
 }
 
 // payloadWorker starts an in-process worker of the PF-03 workflows on tq,
