@@ -24,7 +24,7 @@ type Check struct {
 	mu      sync.Mutex
 	done    bool
 	charts  []evidence.Chart
-	gate    map[string]evidence.Direction
+	gate    map[string]evidence.GateRule
 }
 
 // Check starts recording catalog check id (e.g. "EX-01.worker-sigkill").
@@ -71,13 +71,13 @@ func (c *Check) Chart(ch evidence.Chart) {
 
 // Gate marks metric name (recorded as name_p50 with its interval) as one
 // the baseline comparison gates on; call it before the outcome is recorded.
-func (c *Check) Gate(name string, d evidence.Direction) {
+func (c *Check) Gate(name string, rule evidence.GateRule) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gate == nil {
-		c.gate = map[string]evidence.Direction{}
+		c.gate = map[string]evidence.GateRule{}
 	}
-	c.gate[name] = d
+	c.gate[name] = rule
 }
 
 // Pass records that the check passed, with what was observed.

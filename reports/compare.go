@@ -6,6 +6,8 @@ import (
 	"io"
 	"maps"
 	"slices"
+
+	"github.com/durabench/durabench/harness/evidence"
 )
 
 // CompareOptions tune Compare.
@@ -61,7 +63,8 @@ type Comparison struct {
 //     rates, not recovery times under chaos). A metric X recorded as X_p50
 //     with its bootstrap 95% interval (X_p50_lo, X_p50_hi) regresses when
 //     the two runs' intervals do not overlap in the worse direction and the
-//     median moved by at least MinEffect.
+//     median moved by at least MinEffect, or by the metric's own measured
+//     noise when that is larger.
 func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 	var out Comparison
 	base := map[string]jsonItem{}
@@ -108,15 +111,17 @@ func compareMetrics(base, cur jsonItem, o CompareOptions, out *Comparison) {
 				continue
 			}
 			out.Metrics++
+			rule := c.Gate[name]
+			effect := max(o.MinEffect, rule.MinEffect)
 			change := (cm[1] - bm[1]) / bm[1]
-			worse := cm[0] > bm[2] && change >= o.MinEffect // lower is better: current's low end above baseline's high end
-			if c.Gate[name] == "higher" {
-				worse = cm[2] < bm[0] && -change >= o.MinEffect
+			worse := cm[0] > bm[2] && change >= effect // lower is better: current's low end above baseline's high end
+			if rule.Better == evidence.HigherIsBetter {
+				worse = cm[2] < bm[0] && -change >= effect
 			}
 			if worse {
 				out.Regressions = append(out.Regressions, Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
-					"%s median %.4g → %.4g (%+.1f%%); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
-					name+"_p50", bm[1], cm[1], 100*change, bm[0], bm[2], cm[0], cm[2])})
+					"%s median %.4g → %.4g (%+.1f%%, beyond the %.0f%% it may move); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
+					name+"_p50", bm[1], cm[1], 100*change, 100*effect, bm[0], bm[2], cm[0], cm[2])})
 			}
 		}
 	}

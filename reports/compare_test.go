@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/durabench/durabench/harness/evidence"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -17,7 +19,7 @@ func pfItem(latency, throughput [3]float64) jsonItem {
 		"step_ms_p50_lo": latency[0], "step_ms_p50": latency[1], "step_ms_p50_hi": latency[2],
 		"rate_p50_lo": throughput[0], "rate_p50": throughput[1], "rate_p50_hi": throughput[2],
 		"noisy_ms_p50_lo": latency[0] * 9, "noisy_ms_p50": latency[1] * 9, "noisy_ms_p50_hi": latency[2] * 9,
-	}, Gate: map[string]string{"step_ms": "lower", "rate": "higher"}}}}
+	}, Gate: map[string]evidence.GateRule{"step_ms": {Better: evidence.LowerIsBetter}, "rate": {Better: evidence.HigherIsBetter, MinEffect: 0.25}}}}}
 }
 
 func TestCompare(t *testing.T) {
@@ -40,13 +42,15 @@ func TestCompare(t *testing.T) {
 			failClose: []jsonFailClose{{Item: "EX-01", Applies: true, Stars: stars(2), Status: "fail"}}, want: []string{"fail-close EX-01: rates 2"}},
 		{name: "latency regression beyond noise", base: []jsonItem{steady},
 			cur:  []jsonItem{pfItem([3]float64{13, 14, 15}, [3]float64{95, 100, 105})},
-			want: []string{"metric PF-01.activity-latency: step_ms_p50 median 10 → 14 (+40.0%)"}, metrics: 2},
+			want: []string{"metric PF-01.activity-latency: step_ms_p50 median 10 → 14 (+40.0%, beyond the 10% it may move)"}, metrics: 2},
 		{name: "latency shift within noise", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{10.5, 12, 14}, [3]float64{95, 100, 105})}},
 		{name: "significant but immaterial", base: []jsonItem{pfItem([3]float64{9.9, 10, 10.1}, [3]float64{95, 100, 105})},
 			cur: []jsonItem{pfItem([3]float64{10.2, 10.3, 10.4}, [3]float64{95, 100, 105})}},
 		{name: "latency improvement", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{4, 5, 6}, [3]float64{95, 100, 105})}},
 		{name: "throughput regression", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{60, 70, 80})},
-			want: []string{"rate_p50 median 100 → 70 (-30.0%)"}, metrics: 2},
+			want: []string{"rate_p50 median 100 → 70 (-30.0%, beyond the 25% it may move)"}, metrics: 2},
+		{name: "throughput drop within the metric's own noise", base: []jsonItem{steady},
+			cur: []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{70, 80, 90})}, metrics: 2},
 		{name: "throughput improvement", base: []jsonItem{steady}, cur: []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{150, 160, 170})}},
 	}
 	for _, tt := range tests {

@@ -83,22 +83,22 @@ type (
 		DeclaredSource string   `json:"declared_source,omitempty"`
 	}
 	jsonCheck struct {
-		ID        string             `json:"id"`
-		Level     int                `json:"level"`
-		Control   bool               `json:"control"`
-		Title     string             `json:"title"`
-		TitleJA   string             `json:"title_ja"`
-		Outcome   string             `json:"outcome"`
-		Expected  string             `json:"expected,omitempty"`
-		OK        *bool              `json:"ok,omitempty"`
-		Detail    string             `json:"detail"`
-		Reproduce string             `json:"reproduce"`
-		Metrics   map[string]float64 `json:"metrics,omitempty"`
-		Test      string             `json:"test,omitempty"`
-		Started   *time.Time         `json:"started,omitempty"`
-		Duration  float64            `json:"duration_s,omitempty"`
-		Charts    []jsonChart        `json:"charts,omitempty"`
-		Gate      map[string]string  `json:"gate,omitempty"` // metric base name → "lower" or "higher" is better
+		ID        string                       `json:"id"`
+		Level     int                          `json:"level"`
+		Control   bool                         `json:"control"`
+		Title     string                       `json:"title"`
+		TitleJA   string                       `json:"title_ja"`
+		Outcome   string                       `json:"outcome"`
+		Expected  string                       `json:"expected,omitempty"`
+		OK        *bool                        `json:"ok,omitempty"`
+		Detail    string                       `json:"detail"`
+		Reproduce string                       `json:"reproduce"`
+		Metrics   map[string]float64           `json:"metrics,omitempty"`
+		Test      string                       `json:"test,omitempty"`
+		Started   *time.Time                   `json:"started,omitempty"`
+		Duration  float64                      `json:"duration_s,omitempty"`
+		Charts    []jsonChart                  `json:"charts,omitempty"`
+		Gate      map[string]evidence.GateRule `json:"gate,omitempty"` // metric base name → how it is compared with a baseline
 	}
 	// jsonChart points at a chart's SVG; the data stays in the evidence.
 	jsonChart struct {
@@ -186,12 +186,7 @@ func itemJSON(it Item) jsonItem {
 			for _, ch := range rec.Charts {
 				jc.Charts = append(jc.Charts, jsonChart{ID: ch.ID, Title: ch.Title, Path: ChartPath(ch.ID)})
 			}
-			for name, d := range rec.Gate {
-				if jc.Gate == nil {
-					jc.Gate = map[string]string{}
-				}
-				jc.Gate[name] = string(d)
-			}
+			jc.Gate = rec.Gate
 		}
 		ji.Checks = append(ji.Checks, jc)
 	}

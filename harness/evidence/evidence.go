@@ -50,7 +50,16 @@ type Record struct {
 	// each has NAME_p50 with its bootstrap interval NAME_p50_lo and
 	// NAME_p50_hi in Metrics. Only figures stable from run to run belong
 	// here; the others are shown, not gated.
-	Gate map[string]Direction `json:"gate,omitempty"`
+	Gate map[string]GateRule `json:"gate,omitempty"`
+}
+
+// GateRule says how a gated metric is compared with the baseline.
+type GateRule struct {
+	Better Direction `json:"better"`
+	// MinEffect is the smallest relative change of the median that counts
+	// as a regression for this metric (0.5 = 50%): its run-to-run noise as
+	// measured on the reference machine, or 0 for the comparison's default.
+	MinEffect float64 `json:"min_effect,omitempty"`
 }
 
 // Direction says which way a gated metric gets better.
@@ -185,8 +194,12 @@ func (r Record) Validate() error {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Gate)) {
-		if d := r.Gate[name]; d != LowerIsBetter && d != HigherIsBetter {
-			return fmt.Errorf("evidence %s: field gate: %s: direction %q is not lower or higher", r.Check, name, d)
+		g := r.Gate[name]
+		if g.Better != LowerIsBetter && g.Better != HigherIsBetter {
+			return fmt.Errorf("evidence %s: field gate: %s: better %q is not lower or higher", r.Check, name, g.Better)
+		}
+		if !(g.MinEffect >= 0 && g.MinEffect < 1) {
+			return fmt.Errorf("evidence %s: field gate: %s: min_effect %v is outside [0, 1)", r.Check, name, g.MinEffect)
 		}
 		for _, suffix := range []string{"_p50", "_p50_lo", "_p50_hi"} {
 			if _, ok := r.Metrics[name+suffix]; !ok {

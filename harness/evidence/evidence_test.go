@@ -30,16 +30,20 @@ func TestValidate(t *testing.T) {
 		{"no reproduce", func(r *Record) { r.Reproduce = "" }, "field reproduce"},
 		{"gated metric", func(r *Record) {
 			r.Metrics = map[string]float64{"step_ms_p50": 5, "step_ms_p50_lo": 4, "step_ms_p50_hi": 6}
-			r.Gate = map[string]Direction{"step_ms": LowerIsBetter}
+			r.Gate = map[string]GateRule{"step_ms": {Better: LowerIsBetter, MinEffect: 0.5}}
 		}, ""},
 		{"gated metric without interval", func(r *Record) {
 			r.Metrics = map[string]float64{"step_ms_p50": 5}
-			r.Gate = map[string]Direction{"step_ms": LowerIsBetter}
+			r.Gate = map[string]GateRule{"step_ms": {Better: LowerIsBetter}}
 		}, "metrics lack step_ms_p50_lo"},
 		{"gate direction", func(r *Record) {
 			r.Metrics = map[string]float64{"step_ms_p50": 5, "step_ms_p50_lo": 4, "step_ms_p50_hi": 6}
-			r.Gate = map[string]Direction{"step_ms": "faster"}
-		}, "field gate: step_ms: direction"},
+			r.Gate = map[string]GateRule{"step_ms": {Better: "faster"}}
+		}, "field gate: step_ms: better"},
+		{"gate min effect", func(r *Record) {
+			r.Metrics = map[string]float64{"step_ms_p50": 5, "step_ms_p50_lo": 4, "step_ms_p50_hi": 6}
+			r.Gate = map[string]GateRule{"step_ms": {Better: LowerIsBetter, MinEffect: 1.5}}
+		}, "field gate: step_ms: min_effect"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,13 +85,27 @@ func testChangedCode(t *testing.T) {
 	start := func(tq, prefix string) client.WorkflowRun {
 		return startWorkflow(ctx, t, c, scenarioOptions(tq, harness.UniqueID(t, prefix)), OrderWorkflowName)
 	}
+	// Two completed runs whose histories differ in where the signal lands,
+	// which changes the event at which the changed code's replay fails and
+	// with it what the error can name: with the signal in the first
+	// workflow task (signal-with-start), and with it sent once the run
+	// waits for it, as a run waiting for a person does.
+	early, err := c.SignalWithStartWorkflow(ctx, harness.UniqueID(t, "early"), goSignal, nil, scenarioOptions(blockTQ, ""), OrderWorkflowName)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := start(blockTQ, "done")
 	stuck, toReset, failing := start(blockTQ, "stuck"), start(blockTQ, "reset"), start(failTQ, "fail")
+	if err := waitBlocked(ctx, c, done.GetID()); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.SignalWorkflow(ctx, done.GetID(), "", goSignal, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := done.Get(ctx, nil); err != nil {
-		t.Fatalf("original code: %v", err)
+	for _, run := range []client.WorkflowRun{early, done} {
+		if err := run.Get(ctx, nil); err != nil {
+			t.Fatalf("original code: %v", err)
+		}
 	}
 	for _, run := range []client.WorkflowRun{stuck, toReset, failing} {
 		if err := waitEvent(ctx, c, run.GetID(), enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED); err != nil {
@@ -104,21 +118,26 @@ func testChangedCode(t *testing.T) {
 		}
 	}
 
-	// Replay of the completed run's history on the changed code.
-	h := mustHistory(ctx, t, c, done.GetID(), "")
+	// Replay of the completed runs' histories on the changed code.
 	r, err := NewReplayer(func(reg worker.WorkflowRegistry) {
 		reg.RegisterWorkflowWithOptions(nondeterminism.OrderWorkflowChanged, workflow.RegisterOptions{Name: OrderWorkflowName})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := mustHistory(ctx, t, c, done.GetID(), "")
 	started := time.Now()
 	replayErr := r.Replay(h, done.GetID()).Err
 	replayTime := time.Since(started)
-	detected.Result(isNDE(replayErr), fmt.Sprintf("history of a completed run of the original code (%d events) replayed on the changed code in %s: %s",
-		len(h.GetEvents()), replayTime.Round(time.Millisecond), clip(fmt.Sprint(replayErr), 300)), map[string]float64{"replay_s": replayTime.Seconds()})
+	eh := mustHistory(ctx, t, c, early.GetID(), "")
+	earlyErr := r.Replay(eh, early.GetID()).Err
+	detected.Result(isNDE(replayErr) && isNDE(earlyErr), fmt.Sprintf("history of a completed run of the original code (%d events, signalled while it waited) replayed on the changed code in %s: %s; "+
+		"history of one signalled with its start (%d events): %s",
+		len(h.GetEvents()), replayTime.Round(time.Millisecond), clip(fmt.Sprint(replayErr), 300), len(eh.GetEvents()), clip(fmt.Sprint(earlyErr), 300)),
+		map[string]float64{"replay_s": replayTime.Seconds()})
 	namesOK, namesDetail := namesMismatch(replayErr, h)
-	named.Result(namesOK, namesDetail, nil)
+	earlyOK, earlyDetail := namesMismatch(earlyErr, eh)
+	named.Result(namesOK && earlyOK, fmt.Sprintf("signalled while it waited: %s. Signalled with its start: %s", namesDetail, earlyDetail), nil)
 
 	// The changed code deployed live: BlockWorkflow (the default, with
 	// metrics) and FailWorkflow.
@@ -195,6 +214,29 @@ func testChangedCode(t *testing.T) {
 		fmt.Sprintf("BlockWorkflow: the run stayed %s with its workflow task failing (attempt %d); after the original code was redeployed it "+
 			"completed in %s with %v (error: %v)", status, attempts, time.Since(redeployed).Round(time.Millisecond), blockedOut, blockErr),
 		map[string]float64{"recovery_s": time.Since(redeployed).Seconds()})
+}
+
+// waitBlocked waits until workflow id has completed an activity and then
+// the workflow task after it: it is waiting for its signal.
+func waitBlocked(ctx context.Context, c client.Client, id string) error {
+	return harness.WaitFor(ctx, time.Minute, 50*time.Millisecond, "the workflow task after an activity in "+id, func(ctx context.Context) (bool, error) {
+		events, err := harness.History(ctx, c, id, "")
+		if err != nil {
+			return false, err
+		}
+		activity := false
+		for _, ev := range events {
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+				activity = true
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+				if activity {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
 }
 
 // namesMismatch checks that a non-determinism error names both sides of

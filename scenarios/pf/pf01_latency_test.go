@@ -79,7 +79,7 @@ func TestPF01(t *testing.T) {
 	// transfer-queue reads, its median holds within a few percent from run
 	// to run, while the update round trip and the local activity step (7 to
 	// 11 ms) move by a third with the machine's load.
-	activityLatency.Gate("activity_step_ms", evidence.LowerIsBetter)
+	activityLatency.Gate("activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter})
 	activityLatency.Result(a.N >= stepSamples && a.P95 < 500, fmt.Sprintf("%d empty activity steps in %d rounds, interleaved with the other kinds, each round on a new workflow (the median's interval resamples rounds): %s%s",
 		a.N, stepRounds, describe(a, "ms"), note), m)
 	p95Check.Result(p95hi < 100, fmt.Sprintf("activity step p95 %.2f ms, 95%% interval [%.2f, %.2f] ms; judged on the upper bound against 100 ms%s",
