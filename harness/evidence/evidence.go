@@ -57,8 +57,9 @@ type Record struct {
 type GateRule struct {
 	Better Direction `json:"better"`
 	// MinEffect is the smallest relative change of the median that counts
-	// as a regression for this metric (0.5 = 50%): its run-to-run noise as
-	// measured on the reference machine, or 0 for the comparison's default.
+	// as a regression for this metric (0.5 = 50%, 1 = a doubling of a
+	// latency): above its run-to-run noise as measured on the reference
+	// machine, or 0 for the comparison's default.
 	MinEffect float64 `json:"min_effect,omitempty"`
 }
 
@@ -198,8 +199,8 @@ func (r Record) Validate() error {
 		if g.Better != LowerIsBetter && g.Better != HigherIsBetter {
 			return fmt.Errorf("evidence %s: field gate: %s: better %q is not lower or higher", r.Check, name, g.Better)
 		}
-		if !(g.MinEffect >= 0 && g.MinEffect < 1) {
-			return fmt.Errorf("evidence %s: field gate: %s: min_effect %v is outside [0, 1)", r.Check, name, g.MinEffect)
+		if !(g.MinEffect >= 0 && g.MinEffect < 100) {
+			return fmt.Errorf("evidence %s: field gate: %s: min_effect %v is outside [0, 100)", r.Check, name, g.MinEffect)
 		}
 		for _, suffix := range []string{"_p50", "_p50_lo", "_p50_hi"} {
 			if _, ok := r.Metrics[name+suffix]; !ok {

@@ -42,7 +42,7 @@ func TestValidate(t *testing.T) {
 		}, "field gate: step_ms: better"},
 		{"gate min effect", func(r *Record) {
 			r.Metrics = map[string]float64{"step_ms_p50": 5, "step_ms_p50_lo": 4, "step_ms_p50_hi": 6}
-			r.Gate = map[string]GateRule{"step_ms": {Better: LowerIsBetter, MinEffect: 1.5}}
+			r.Gate = map[string]GateRule{"step_ms": {Better: LowerIsBetter, MinEffect: -0.1}}
 		}, "field gate: step_ms: min_effect"},
 	}
 	for _, tt := range tests {
