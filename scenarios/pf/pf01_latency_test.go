@@ -54,8 +54,7 @@ func TestPF01(t *testing.T) {
 	baseline := env.Check(t, "PF-01.baseline")
 	breakdown := env.Check(t, "PF-01.breakdown")
 	underLoad := env.Check(t, "PF-01.under-load")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	ctx := harness.Context(t, 10*time.Minute)
 
 	r := newRig(t, env.Dial(t), env.Options.Namespace, env.MetricsURL(), worker.Options{})
 	r.warmUp(ctx, t, kindNone, kindActivity, kindLocal)
