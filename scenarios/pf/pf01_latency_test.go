@@ -74,15 +74,18 @@ func TestPF01(t *testing.T) {
 			{Name: "empty local activity", Y: local.samples}, {Name: "function call", Y: fn},
 		},
 	})
+	// The floors cover what runs on the reference machine (2 cores) showed.
 	// The activity step is pinned by the history shard's transfer-queue
-	// reads (at most 20 a second by default): its median holds within a few
-	// percent from run to run, but work added to the activity can hide in
-	// the wait for the next read. The local activity step shows such work
-	// in full; it moves with the machine's load (6.9 to 11.4 ms over eleven
-	// runs on the reference machine, 66% apart), so only a doubling counts.
-	// The update round trip is shown, not gated.
-	activityLatency.Gate("activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter})
-	localCheck.Gate("local_activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 1})
+	// reads (at most 20 a second by default): 47.7 to 49.4 ms over a dozen
+	// runs, but 38.9 in one where the machine was slow (the update round
+	// trip doubled), because a slower turnaround falls nearer the next read;
+	// 27% apart, so 30% counts. Work added to the activity can hide in that
+	// wait; the local activity step shows it in full, and moves with the
+	// machine's load (6.9 to 14.2 ms over twelve runs, a factor of 2.1), so
+	// only an increase of 150% counts. The update round trip is shown, not
+	// gated.
+	activityLatency.Gate("activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 0.3})
+	localCheck.Gate("local_activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 1.5})
 	activityLatency.Result(a.N >= stepSamples && a.P95 < 500, fmt.Sprintf("%d empty activity steps in %d rounds, interleaved with the other kinds, each round on a new workflow (the median's interval resamples rounds): %s%s",
 		a.N, stepRounds, describe(a, "ms"), note), m)
 	p95Check.Result(p95hi < 100, fmt.Sprintf("activity step p95 %.2f ms, 95%% interval [%.2f, %.2f] ms; judged on the upper bound against 100 ms%s",
