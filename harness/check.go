@@ -21,6 +21,8 @@ type Check struct {
 	id      string
 	control bool
 	started time.Time
+	cpu     cpuTimes // the machine's CPU time when the check started
+	cpuOK   bool
 	mu      sync.Mutex
 	done    bool
 	charts  []evidence.Chart
@@ -44,6 +46,7 @@ func (e *Env) newCheck(t testing.TB, id string, control bool) *Check {
 		t.Fatalf("harness: check id %q must be ITEM.name, e.g. EX-01.worker-sigkill", id)
 	}
 	c := &Check{env: e, t: t, id: id, control: control, started: time.Now()}
+	c.cpu, c.cpuOK = readCPUTimes()
 	t.Cleanup(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -116,6 +119,11 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
 		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
 		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts, Gate: c.gate,
+	}
+	if now, ok := readCPUTimes(); ok && c.cpuOK {
+		if pct, ok := stealPct(c.cpu, now); ok {
+			r.HostStealPct = &pct
+		}
 	}
 	if o != evidence.Passed && o != evidence.Failed {
 		r.Gate = nil // nothing was measured to gate on

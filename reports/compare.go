@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/durabench/durabench/harness/evidence"
@@ -16,6 +17,12 @@ type CompareOptions struct {
 	// regression even when it is statistically clear (0.10 = 10%), so that
 	// a real but immaterial shift in a large sample does not fail CI.
 	MinEffect float64
+	// MaxSteal is the share of CPU time, in percent, that the host's
+	// hypervisor may take while a check runs before a regression found in it
+	// is set aside as unconfirmed: on a shared host that slows every timing
+	// and throughput at once (on the reference machine a period of 10-30%
+	// steal cut the fan-out rate by two thirds). 0 takes nothing aside.
+	MaxSteal float64
 }
 
 // Regression is one way the current run is worse than the baseline.
@@ -46,11 +53,50 @@ func ReadJSON(r io.Reader) (*JSONReport, error) {
 	return &rep, nil
 }
 
-// Comparison is what Compare found: the regressions, and how many gated
+// Comparison is what Compare found: the regressions, those set aside
+// because the host was busy when their evidence was taken, and how many gated
 // medians it compared, so that "no regression" says what was looked at.
 type Comparison struct {
 	Regressions []Regression
+	Unconfirmed []Regression
 	Metrics     int
+}
+
+// add files r as a regression, or as unconfirmed when every check it rests
+// on ran while the host took more than MaxSteal of the CPU.
+func (c *Comparison) add(r Regression, o CompareOptions, evidence []jsonCheck) {
+	if o.MaxSteal > 0 && len(evidence) > 0 {
+		least := math.Inf(1)
+		for _, ch := range evidence {
+			if ch.HostStealPct == nil {
+				least = 0
+				break
+			}
+			least = min(least, *ch.HostStealPct)
+		}
+		if least > o.MaxSteal {
+			r.Detail += fmt.Sprintf("; measured while the host's hypervisor took at least %.0f%% of the CPU (over %.0f%%)", least, o.MaxSteal)
+			c.Unconfirmed = append(c.Unconfirmed, r)
+			return
+		}
+	}
+	c.Regressions = append(c.Regressions, r)
+}
+
+// newlyFailed lists the checks of cur that failed where base's passed: the
+// evidence of a drop in stars.
+func newlyFailed(base, cur jsonItem) []jsonCheck {
+	passed := map[string]bool{}
+	for _, c := range base.Checks {
+		passed[c.ID] = c.Outcome == "passed"
+	}
+	var out []jsonCheck
+	for _, c := range cur.Checks {
+		if c.Outcome == "failed" && passed[c.ID] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Compare lists the regressions of current against baseline:
@@ -65,6 +111,12 @@ type Comparison struct {
 //     the two runs' intervals do not overlap in the worse direction and the
 //     median moved by at least MinEffect, or by the metric's own measured
 //     noise when that is larger.
+//
+// A drop in stars or a metric regression whose evidence (the checks that
+// newly failed, or the gated check) all ran while the host's hypervisor took
+// more than MaxSteal of the CPU is listed as Unconfirmed instead: such a run
+// cannot tell a slower platform from a busier host. A fail-close failure
+// always counts.
 func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 	var out Comparison
 	base := map[string]jsonItem{}
@@ -82,8 +134,8 @@ func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 			out.Regressions = append(out.Regressions, Regression{Kind: "stars", Item: cur.ID,
 				Detail: fmt.Sprintf("measured at %d in the baseline, not measured now (%s)", *b.Stars, cur.Reason)})
 		case *cur.Stars < *b.Stars:
-			out.Regressions = append(out.Regressions, Regression{Kind: "stars", Item: cur.ID,
-				Detail: fmt.Sprintf("%d → %d (%s)", *b.Stars, *cur.Stars, cur.Reason)})
+			out.add(Regression{Kind: "stars", Item: cur.ID,
+				Detail: fmt.Sprintf("%d → %d (%s)", *b.Stars, *cur.Stars, cur.Reason)}, o, newlyFailed(b, cur))
 		}
 		compareMetrics(b, cur, o, &out)
 	}
@@ -119,9 +171,9 @@ func compareMetrics(base, cur jsonItem, o CompareOptions, out *Comparison) {
 				worse = cm[2] < bm[0] && -change >= effect
 			}
 			if worse {
-				out.Regressions = append(out.Regressions, Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
+				out.add(Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
 					"%s median %.4g → %.4g (%+.1f%%, beyond the %.0f%% it may move); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
-					name+"_p50", bm[1], cm[1], 100*change, 100*effect, bm[0], bm[2], cm[0], cm[2])})
+					name+"_p50", bm[1], cm[1], 100*change, 100*effect, bm[0], bm[2], cm[0], cm[2])}, o, []jsonCheck{c})
 			}
 		}
 	}

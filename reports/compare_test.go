@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -67,6 +68,50 @@ func TestCompare(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCompareSetsAsideBusyHost(t *testing.T) {
+	steal := func(pct float64) *float64 { return &pct }
+	pf := func(latency [3]float64, stealPct *float64) jsonItem {
+		it := pfItem(latency, [3]float64{95, 100, 105})
+		it.Checks[0].Outcome, it.Checks[0].HostStealPct = "passed", stealPct
+		return it
+	}
+	ex := func(stars *int, outcome string, stealPct ...*float64) jsonItem {
+		it := jsonItem{ID: "EX-01", Category: "EX", Stars: stars}
+		for i, s := range stealPct {
+			it.Checks = append(it.Checks, jsonCheck{ID: fmt.Sprintf("EX-01.c%d", i), Outcome: outcome, HostStealPct: s})
+		}
+		return it
+	}
+	tests := []struct {
+		name                     string
+		base, cur                jsonItem
+		regressions, unconfirmed int
+	}{
+		{"metric on a quiet host", pf([3]float64{9, 10, 11}, nil), pf([3]float64{13, 14, 15}, steal(1)), 1, 0},
+		{"metric on a busy host", pf([3]float64{9, 10, 11}, nil), pf([3]float64{13, 14, 15}, steal(12)), 0, 1},
+		{"metric, steal unknown", pf([3]float64{9, 10, 11}, nil), pf([3]float64{13, 14, 15}, nil), 1, 0},
+		{"stars, every newly failed check busy", ex(stars(5), "passed", nil, nil), ex(stars(3), "failed", steal(9), steal(30)), 0, 1},
+		{"stars, one newly failed check quiet", ex(stars(5), "passed", nil, nil), ex(stars(3), "failed", steal(9), steal(2)), 1, 0},
+		{"stars, no check newly failed", ex(stars(5), "failed", nil), ex(stars(3), "failed", steal(50)), 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compare(&JSONReport{Items: []jsonItem{tt.base}}, &JSONReport{Items: []jsonItem{tt.cur}}, CompareOptions{MinEffect: 0.1, MaxSteal: 5})
+			assert.Len(t, got.Regressions, tt.regressions, "regressions: %v", got.Regressions)
+			require.Len(t, got.Unconfirmed, tt.unconfirmed, "unconfirmed: %v", got.Unconfirmed)
+			for _, u := range got.Unconfirmed {
+				assert.Contains(t, u.Detail, "hypervisor took at least")
+			}
+		})
+	}
+	// A fail-close failure counts whatever the host did.
+	cur := &JSONReport{Items: []jsonItem{ex(stars(2), "failed", steal(40))},
+		Overall: jsonOverall{FailClose: []jsonFailClose{{Item: "EX-01", Applies: true, Stars: stars(2), Status: "fail"}}}}
+	got := Compare(&JSONReport{Items: []jsonItem{ex(stars(5), "passed", nil)}}, cur, CompareOptions{MaxSteal: 5})
+	require.Len(t, got.Regressions, 1)
+	assert.Equal(t, "fail-close", got.Regressions[0].Kind)
 }
 
 func TestCompareIgnoresUngatedTimings(t *testing.T) {

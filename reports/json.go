@@ -99,6 +99,8 @@ type (
 		Duration  float64                      `json:"duration_s,omitempty"`
 		Charts    []jsonChart                  `json:"charts,omitempty"`
 		Gate      map[string]evidence.GateRule `json:"gate,omitempty"` // metric base name → how it is compared with a baseline
+		// HostStealPct: CPU time the host's hypervisor took while the check ran, in percent.
+		HostStealPct *float64 `json:"host_steal_pct,omitempty"`
 	}
 	// jsonChart points at a chart's SVG; the data stays in the evidence.
 	jsonChart struct {
@@ -186,7 +188,7 @@ func itemJSON(it Item) jsonItem {
 			for _, ch := range rec.Charts {
 				jc.Charts = append(jc.Charts, jsonChart{ID: ch.ID, Title: ch.Title, Path: ChartPath(ch.ID)})
 			}
-			jc.Gate = rec.Gate
+			jc.Gate, jc.HostStealPct = rec.Gate, rec.HostStealPct
 		}
 		ji.Checks = append(ji.Checks, jc)
 	}

@@ -442,6 +442,10 @@ func (m *markdown) observed(c Check) string {
 		}
 		s += "\n" + m.t.metrics + ": " + strings.Join(parts, ", ")
 	}
+	// Below 1% steal is the usual background of a shared host.
+	if p := c.Record.HostStealPct; p != nil && *p >= 1 {
+		s += "\n" + fmt.Sprintf(m.t.hostSteal, *p)
+	}
 	return s
 }
 

@@ -17,6 +17,8 @@ func markdownReport(t *testing.T) *Report {
 	recs = append(recs, passUpTo("VR-01", 4)...)
 	recs = append(recs, rec("DX-03.l2", evidence.Failed, "dev server took 95 s to answer"))
 	recs[0].Metrics = map[string]float64{"p50_ms": 1.5, "n": 1000}
+	busy, quiet := 12.4, 0.3
+	recs[0].HostStealPct, recs[1].HostStealPct = &busy, &quiet
 	env := evidence.Environment{Package: "ex", Mode: "embedded", Address: "127.0.0.1:7233", Namespace: "default",
 		ServerVersion: "1.32.0", SDKVersion: "1.50.0", Persistence: "sqlite", GoVersion: "go1.26.8", CPUs: 8, OS: "linux/amd64",
 		DynamicConfig: map[string]string{"limit.blobSize.error": "2097152"}}
@@ -69,7 +71,8 @@ func TestWriteMarkdown(t *testing.T) {
 			"- **Stars:** ★☆☆☆☆ 1 (unsupported)",
 			"- **Warnings:** DX-03 rates 1 (warning at 2 or below)",
 			"| failed | dev server took 95 s to answer |",
-		}, notWant: []string{"総合評価", "未測定"}},
+			"the host's hypervisor took 12% of the CPU while this ran",
+		}, notWant: []string{"総合評価", "未測定", "took 0% of the CPU"}},
 		{lang: "ja", want: []string{
 			"# Temporal 耐久性実行 検証レポート",
 			"## このレポートの読み方",
@@ -92,6 +95,7 @@ func TestWriteMarkdown(t *testing.T) {
 			"- **評価:** ★☆☆☆☆ 1 (未対応)",
 			"- **警告:** DX-03 が ★1（★2以下で警告）",
 			"| 失敗 | dev server took 95 s to answer |",
+			"ホストのハイパーバイザーがCPU時間の12%を奪った",
 		}, notWant: []string{"## Overall rating", "not measured", "Why not higher", "| passed |"}},
 	} {
 		t.Run(tc.lang, func(t *testing.T) {

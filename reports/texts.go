@@ -42,6 +42,7 @@ type texts struct {
 	scaleCols, ladderCols, checkCols []string
 	controlLevel, expected           string
 	notMeasured, noEvidence, metrics string
+	hostSteal                        string // %.0f: the CPU share a hypervisor took while a check ran
 	reasonFailed, reasonMissing      string
 	declared                         string
 
@@ -146,6 +147,7 @@ var textsEN = &texts{
 	notMeasured:   "not measured",
 	noEvidence:    "no evidence recorded",
 	metrics:       "metrics",
+	hostSteal:     "the host's hypervisor took %.0f%% of the CPU while this ran: timings are slower than the platform's own",
 	reasonFailed:  "level %d failed: %s",
 	reasonMissing: "level %d could not be measured: %s",
 	declared:      "**declared**: %s (source: %s)",
@@ -237,6 +239,7 @@ var textsJA = &texts{
 	notMeasured:   "未測定",
 	noEvidence:    "エビデンスなし",
 	metrics:       "メトリクス",
+	hostSteal:     "実行中、ホストのハイパーバイザーがCPU時間の%.0f%%を奪った（タイミングはプラットフォーム本来より遅い）",
 	reasonFailed:  "レベル%dが失敗: %s",
 	reasonMissing: "レベル%dを測定できず: %s",
 	declared:      "**宣言**: %s（出典: %s）",

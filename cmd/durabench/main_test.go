@@ -56,6 +56,9 @@ func TestCompareCommand(t *testing.T) {
 	}
 	five := write("five.json", `{"items":[{"id":"EX-01","category":"EX","stars":5}]}`)
 	three := write("three.json", `{"items":[{"id":"EX-01","category":"EX","stars":3,"reason":"level 4 failed"}]}`)
+	// The same drop, where the check that failed ran while the host took 20% of the CPU.
+	basePassed := write("passed.json", `{"items":[{"id":"EX-01","category":"EX","stars":5,"checks":[{"id":"EX-01.chaos","outcome":"passed"}]}]}`)
+	busy := write("busy.json", `{"items":[{"id":"EX-01","category":"EX","stars":3,"checks":[{"id":"EX-01.chaos","outcome":"failed","host_steal_pct":20}]}]}`)
 	tests := []struct {
 		name   string
 		args   []string
@@ -64,6 +67,10 @@ func TestCompareCommand(t *testing.T) {
 	}{
 		{"no regression", []string{"compare", five, five}, 0, "compare: no regression"},
 		{"stars drop", []string{"compare", five, three}, 1, "regression: stars EX-01: 5 → 3"},
+		{"stars drop on a busy host", []string{"compare", basePassed, busy}, 0, "unconfirmed: stars EX-01: 5 → 3"},
+		{"steal within -max-steal 25", []string{"compare", "-max-steal", "25", basePassed, busy}, 1, "regression: stars EX-01"},
+		{"busy host, nothing set aside", []string{"compare", "-max-steal", "0", basePassed, busy}, 1, "regression: stars EX-01"},
+		{"bad max-steal", []string{"compare", "-max-steal", "-1", five, five}, 2, "-max-steal"},
 		{"one file", []string{"compare", five}, 2, "want BASELINE CURRENT"},
 		{"missing file", []string{"compare", five, filepath.Join(dir, "none.json")}, 2, "no such file"},
 		{"bad min-effect", []string{"compare", "-min-effect", "2", five, five}, 2, "-min-effect"},

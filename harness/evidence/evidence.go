@@ -51,6 +51,11 @@ type Record struct {
 	// NAME_p50_hi in Metrics. Only figures stable from run to run belong
 	// here; the others are shown, not gated.
 	Gate map[string]GateRule `json:"gate,omitempty"`
+	// HostStealPct is the share of the machine's CPU time, in percent, that
+	// a hypervisor gave to other guests while the check ran (Linux
+	// /proc/stat), nil where unknown. Timings taken while it is high say
+	// more about the host than about the platform.
+	HostStealPct *float64 `json:"host_steal_pct,omitempty"`
 }
 
 // GateRule says how a gated metric is compared with the baseline.
