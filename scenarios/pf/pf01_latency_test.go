@@ -81,11 +81,11 @@ func TestPF01(t *testing.T) {
 	// trip doubled), because a slower turnaround falls nearer the next read;
 	// 27% apart, so 30% counts. Work added to the activity can hide in that
 	// wait; the local activity step shows it in full, and moves with the
-	// machine's load (6.9 to 14.2 ms over twelve runs, a factor of 2.1), so
-	// only an increase of 150% counts. The update round trip is shown, not
+	// machine's load (6.9 to 14.9 ms over fifteen runs, a factor of 2.2),
+	// so only an increase of 200% counts. The update round trip is shown, not
 	// gated.
 	activityLatency.Gate("activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 0.3})
-	localCheck.Gate("local_activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 1.5})
+	localCheck.Gate("local_activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 2})
 	activityLatency.Result(a.N >= stepSamples && a.P95 < 500, fmt.Sprintf("%d empty activity steps in %d rounds, interleaved with the other kinds, each round on a new workflow (the median's interval resamples rounds): %s%s",
 		a.N, stepRounds, describe(a, "ms"), note), m)
 	p95Check.Result(p95hi < 100, fmt.Sprintf("activity step p95 %.2f ms, 95%% interval [%.2f, %.2f] ms; judged on the upper bound against 100 ms%s",
