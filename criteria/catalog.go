@@ -34,7 +34,15 @@ func level(stars int, en, ja string, checks ...Check) Level {
 }
 
 // declared builds a rung granted from a cited source because nothing on one
-// machine can measure it.
-func declared(stars int, en, ja, claim, source string) Level {
-	return Level{Stars: stars, SummaryEN: en, SummaryJA: ja, Declared: &Declaration{Claim: claim, Source: source}}
+// machine can measure it; ga says where the source states the feature as
+// generally available.
+func declared(stars int, en, ja, claim, source, ga string) Level {
+	return Level{Stars: stars, SummaryEN: en, SummaryJA: ja, Declared: &Declaration{Claim: claim, Source: source, GA: ga}}
+}
+
+// unreached builds a rung that one machine cannot measure and that may not
+// be declared (the feature is experimental or in preview): the rating stops
+// below it, with the reason shown.
+func unreached(stars int, en, ja, reason string) Level {
+	return Level{Stars: stars, SummaryEN: en, SummaryJA: ja, Unreached: reason}
 }

@@ -33,13 +33,30 @@ type Check struct {
 	ID      string
 	TitleEN string
 	TitleJA string
+	// Timing marks a check whose outcome depends on how fast the host is
+	// (latencies, rates, recovery times). Only timing checks may be rerun or
+	// set aside for host noise; every other check is a correctness check and
+	// counts on its first failure.
+	Timing bool
+	// Pattern marks a check whose mechanism is our code built with the SDK
+	// (a ledger, a breaker, priority queues), not a platform capability. The
+	// item's PatternNote says what such a check is worth.
+	Pattern bool
+	// Guards names, for a negative control, the level check whose predicate
+	// the control runs on a deliberately broken setup.
+	Guards string
 }
 
 // Declaration is a level that nothing on one machine can measure; it is
-// granted from a cited source and shown as declared.
+// granted from a cited source that states the feature as generally
+// available, and shown as declared.
 type Declaration struct {
 	Claim  string
 	Source string // a URL or document name
+	// GA quotes or paraphrases where the source states the feature as
+	// generally available: a preview or experimental feature is never
+	// declared.
+	GA string
 }
 
 // Level is one rung of an item's ladder (stars 2..5; 1 is the floor of any
@@ -50,6 +67,10 @@ type Level struct {
 	SummaryJA string
 	Checks    []Check
 	Declared  *Declaration // non-nil: this level is declared, not measured
+	// Unreached, when set, says why this level can be neither measured on
+	// one machine nor declared (e.g. the feature is experimental): the
+	// rating stops below it and the report shows the reason.
+	Unreached string
 }
 
 // Item is one of the 58 criteria.
@@ -65,6 +86,10 @@ type Item struct {
 	Scale         []string // item-specific meaning of 1..5 stars (VR-01, AI-02); nil = the common scale
 	Levels        []Level  // ordered by Stars ascending, each of 2..5 present
 	Controls      []Check  // negative controls: checks that must fail
+	// PatternEN and PatternJA say, for an item with Pattern checks, what a
+	// pattern built with the SDK is worth next to a native capability, and why.
+	PatternEN string
+	PatternJA string
 }
 
 // Star is the common star scale.
@@ -136,9 +161,29 @@ func Validate(items []Item) error {
 		if err := validateLevels(it, seenCheck); err != nil {
 			return err
 		}
+		levelChecks := map[string]bool{}
+		pattern := false
+		for _, lv := range it.Levels {
+			for _, c := range lv.Checks {
+				levelChecks[c.ID] = true
+				pattern = pattern || c.Pattern
+				if c.Guards != "" {
+					return fmt.Errorf("item %s: check %s: Guards is only for negative controls", it.ID, c.ID)
+				}
+			}
+		}
+		if pattern && (it.PatternEN == "" || it.PatternJA == "") {
+			return fmt.Errorf("item %s: PatternEN and PatternJA are required: a Pattern check needs the ladder to say what a pattern is worth next to a native capability", it.ID)
+		}
 		for _, c := range it.Controls {
 			if err := checkOK(it.ID, c, seenCheck); err != nil {
 				return err
+			}
+			if !levelChecks[c.Guards] {
+				return fmt.Errorf("item %s: control %s: Guards %q must name a level check of the item, whose predicate the control runs", it.ID, c.ID, c.Guards)
+			}
+			if c.Timing || c.Pattern {
+				return fmt.Errorf("item %s: control %s: Timing and Pattern belong to the check it guards", it.ID, c.ID)
 			}
 		}
 		if it.FailClose != FailCloseNever && len(it.Controls) == 0 {
@@ -152,7 +197,7 @@ func validateLevels(it Item, seenCheck map[string]bool) error {
 	if len(it.Levels) != 4 {
 		return fmt.Errorf("item %s: Levels must hold levels 2..5, got %d levels", it.ID, len(it.Levels))
 	}
-	declaredBelow := 0
+	declaredBelow := 0 // the lowest level that is declared or unreached
 	for i, lv := range it.Levels {
 		if lv.Stars != i+2 {
 			return fmt.Errorf("item %s: Levels out of order: level %d at position %d (want %d)", it.ID, lv.Stars, i, i+2)
@@ -160,19 +205,32 @@ func validateLevels(it Item, seenCheck map[string]bool) error {
 		if lv.SummaryEN == "" || lv.SummaryJA == "" {
 			return fmt.Errorf("item %s level %d: SummaryEN and SummaryJA are required", it.ID, lv.Stars)
 		}
-		if lv.Declared == nil {
+		switch {
+		case lv.Unreached != "":
+			switch {
+			case lv.Stars == 2:
+				return fmt.Errorf("item %s level 2: Unreached, but level 2 must be measured", it.ID)
+			case lv.Declared != nil || len(lv.Checks) > 0:
+				return fmt.Errorf("item %s level %d: Unreached level may name neither Checks nor a Declaration", it.ID, lv.Stars)
+			}
+			if declaredBelow == 0 {
+				declaredBelow = lv.Stars
+			}
+		case lv.Declared == nil:
 			if len(lv.Checks) == 0 {
 				return fmt.Errorf("item %s level %d: Checks is empty, but a measured level must name at least one check", it.ID, lv.Stars)
 			}
 			if declaredBelow != 0 {
-				return fmt.Errorf("item %s level %d: Declared level %d sits below this measured level", it.ID, lv.Stars, declaredBelow)
+				return fmt.Errorf("item %s level %d: Declared or unreached level %d sits below this measured level", it.ID, lv.Stars, declaredBelow)
 			}
-		} else {
+		default:
 			switch {
 			case lv.Stars == 2:
 				return fmt.Errorf("item %s level 2: Declared, but level 2 must be measured", it.ID)
 			case lv.Declared.Claim == "" || lv.Declared.Source == "":
 				return fmt.Errorf("item %s level %d: Declared needs a Claim and a Source", it.ID, lv.Stars)
+			case lv.Declared.GA == "":
+				return fmt.Errorf("item %s level %d: Declared needs GA, where the source states the feature as generally available", it.ID, lv.Stars)
 			case len(lv.Checks) > 0:
 				return fmt.Errorf("item %s level %d: Declared level names Checks that would never count", it.ID, lv.Stars)
 			}

@@ -144,18 +144,18 @@ func fixture() []Item {
 			ID: "EX-01", Category: "EX", NameEN: "n", NameJA: "名", EvaluatesEN: "e", EvaluatesJA: "評",
 			FailClose: FailCloseAlways,
 			Levels: []Level{
-				level(2, "s2", "二", Check{"EX-01.a", "a", "あ"}),
-				level(3, "s3", "三", Check{"EX-01.b", "b", "い"}),
-				level(4, "s4", "四", Check{"EX-01.c", "c", "う"}, Check{"EX-01.d", "d", "え"}),
-				level(5, "s5", "五", Check{"EX-01.e", "e", "お"}),
+				level(2, "s2", "二", Check{ID: "EX-01.a", TitleEN: "a", TitleJA: "あ"}),
+				level(3, "s3", "三", Check{ID: "EX-01.b", TitleEN: "b", TitleJA: "い"}),
+				level(4, "s4", "四", Check{ID: "EX-01.c", TitleEN: "c", TitleJA: "う"}, Check{ID: "EX-01.d", TitleEN: "d", TitleJA: "え"}),
+				level(5, "s5", "五", Check{ID: "EX-01.e", TitleEN: "e", TitleJA: "お"}),
 			},
 			Controls: []Check{{"EX-01.control", "ctl", "対照"}},
 		},
 		{
 			ID: "DX-02", Category: "DX", NameEN: "n", NameJA: "名", EvaluatesEN: "e", EvaluatesJA: "評",
 			Levels: []Level{
-				level(2, "s2", "二", Check{"DX-02.a", "a", "あ"}),
-				level(3, "s3", "三", Check{"DX-02.b", "b", "い"}),
+				level(2, "s2", "二", Check{ID: "DX-02.a", TitleEN: "a", TitleJA: "あ"}),
+				level(3, "s3", "三", Check{ID: "DX-02.b", TitleEN: "b", TitleJA: "い"}),
 				declared(4, "s4", "四", "claim", "https://docs.temporal.io/develop"),
 				declared(5, "s5", "五", "claim", "https://docs.temporal.io/develop"),
 			},
@@ -194,7 +194,7 @@ func TestValidateRejects(t *testing.T) {
 			return it
 		}, []string{"DX-02", "level 2", "measured"}},
 		{"declared below measured", func(it []Item) []Item {
-			it[1].Levels[3] = level(5, "s", "五", Check{"DX-02.z", "z", "ぜ"})
+			it[1].Levels[3] = level(5, "s", "五", Check{ID: "DX-02.z", TitleEN: "z", TitleJA: "ぜ"})
 			return it
 		}, []string{"DX-02", "level 5", "Declared level 4"}},
 		{"declared level with checks", func(it []Item) []Item {

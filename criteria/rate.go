@@ -11,6 +11,8 @@ const (
 	Failed      = "failed"
 	NotMeasured = "not_measured"
 	Declared    = "declared"
+	// Unreached is a level that can be neither measured here nor declared.
+	Unreached = "unreached"
 )
 
 // Outcomes maps a check id to its observed outcome (passed, failed,
@@ -20,7 +22,7 @@ type Outcomes map[string]string
 // LevelResult is how one level of a ladder fared.
 type LevelResult struct {
 	Stars   int
-	Status  string   // passed, failed, not_measured or declared
+	Status  string   // passed, failed, not_measured, declared or unreached
 	Failed  []string // check ids that failed
 	Missing []string // check ids with no evidence or not measured
 }
@@ -70,6 +72,8 @@ func Rate(it Item, obs Outcomes) Rating {
 			continue
 		case Failed:
 			r.Reason = fmt.Sprintf("level %d failed: %v", lr.Stars, lr.Failed)
+		case Unreached:
+			r.Reason = fmt.Sprintf("level %d unreached: %s", lr.Stars, it.Levels[lr.Stars-2].Unreached)
 		case NotMeasured:
 			if lr.Stars == 2 {
 				r.Reason = fmt.Sprintf("level 2 not measured: %v", lr.Missing)
@@ -89,6 +93,10 @@ func Rate(it Item, obs Outcomes) Rating {
 
 func levelResult(lv Level, obs Outcomes) LevelResult {
 	lr := LevelResult{Stars: lv.Stars}
+	if lv.Unreached != "" {
+		lr.Status = Unreached
+		return lr
+	}
 	if lv.Declared != nil {
 		lr.Status = Declared
 		return lr

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/durabench/durabench/criteria"
 	"github.com/durabench/durabench/harness/evidence"
+	"github.com/durabench/durabench/harness/predicate"
 )
 
 // Check records the evidence of one catalog check observed by a test. A
@@ -27,6 +29,7 @@ type Check struct {
 	done    bool
 	charts  []evidence.Chart
 	gate    map[string]evidence.GateRule
+	pred    string // the predicate that decided the outcome, if one did
 }
 
 // Check starts recording catalog check id (e.g. "EX-01.worker-sigkill").
@@ -102,6 +105,46 @@ func (c *Check) Result(ok bool, detail string, metrics map[string]float64) {
 	}
 }
 
+// Decide records the verdict of predicate p on the observations in, with
+// what was observed, and returns it. A check must be the one p decides; a
+// negative control must guard it (the catalog's Guards), so that a control
+// always runs the very predicate it is there to break.
+func Decide[In any](c *Check, p *predicate.P[In], in In, detail string, metrics map[string]float64) bool {
+	c.t.Helper()
+	want := c.id
+	if c.control {
+		want = guarded(c.id)
+	}
+	if p.Check() != want {
+		c.t.Fatalf("harness: %s %s is decided by predicate %s of check %s; it must use the predicate of %s", kind(c.control), c.id, p.Name(), p.Check(), want)
+	}
+	ok := p.Holds(in)
+	c.mu.Lock()
+	c.pred = p.Name()
+	c.mu.Unlock()
+	c.Result(ok, detail, metrics)
+	return ok
+}
+
+// guarded is the check a catalog control guards, "" if id is none.
+func guarded(id string) string {
+	for _, it := range criteria.Catalog() {
+		for _, c := range it.Controls {
+			if c.ID == id {
+				return c.Guards
+			}
+		}
+	}
+	return ""
+}
+
+func kind(control bool) string {
+	if control {
+		return "negative control"
+	}
+	return "check"
+}
+
 // NotMeasured records that this environment cannot observe the check.
 func (c *Check) NotMeasured(reason string) {
 	c.record(evidence.NotMeasured, reason, nil)
@@ -119,6 +162,7 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
 		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
 		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts, Gate: c.gate,
+		Predicate: c.pred, Attempt: c.env.attempt,
 	}
 	if now, ok := readCPUTimes(); ok && c.cpuOK {
 		if pct, ok := stealPct(c.cpu, now); ok {
@@ -131,11 +175,7 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 	if err := c.env.evidence.Write(r); err != nil {
 		c.t.Fatalf("harness: writing evidence: %v", err)
 	}
-	kind := "check"
-	if c.control {
-		kind = "negative control"
-	}
-	c.t.Logf("%s %s: %s — %s", kind, c.id, o, detail)
+	c.t.Logf("%s %s: %s — %s", kind(c.control), c.id, o, detail)
 }
 
 // reproduce is the command that reruns one test of this package.

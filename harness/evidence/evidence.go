@@ -56,6 +56,13 @@ type Record struct {
 	// /proc/stat), nil where unknown. Timings taken while it is high say
 	// more about the host than about the platform.
 	HostStealPct *float64 `json:"host_steal_pct,omitempty"`
+	// Predicate is the name of the predicate that decided the outcome (see
+	// harness/predicate); a negative control names the predicate of the
+	// check it guards.
+	Predicate string `json:"predicate,omitempty"`
+	// Attempt is 2 for a timing check rerun after a regression was found in
+	// its first run (see the Makefile's compare target); 0 or 1 otherwise.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // GateRule says how a gated metric is compared with the baseline.
