@@ -40,7 +40,7 @@ type Check struct {
 	Timing bool
 	// Pattern marks a check whose mechanism is our code built with the SDK
 	// (a ledger, a breaker, priority queues), not a platform capability. The
-	// item's PatternNote says what such a check is worth.
+	// item's PatternEN and PatternJA say what such a check is worth.
 	Pattern bool
 	// Guards names, for a negative control, the level check whose predicate
 	// the control runs on a deliberately broken setup.

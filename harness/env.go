@@ -229,20 +229,7 @@ func (e *Env) Scratch(t testing.TB) string {
 
 // ModuleRoot is the directory of go.mod above the working directory.
 func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return buildinfo.ModuleRoot(".")
 }
 
 // WaitFor polls cond until it returns true, an error, or the deadline passes.

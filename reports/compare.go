@@ -18,11 +18,11 @@ type CompareOptions struct {
 	// a real but immaterial shift in a large sample does not fail CI.
 	MinEffect float64
 	// MaxSteal is the share of CPU time, in percent, that the host's
-	// hypervisor may take while a check runs before a regression found in it
-	// is set aside as unconfirmed: on a shared host that slows every timing
-	// and throughput at once (on the reference machine 8-31% steal during
-	// PF-02 went with the 10K fan-out at 81/s, against 230-277 when quiet).
-	// 0 takes nothing aside.
+	// hypervisor may take while a timing check runs before a regression found
+	// in it is set aside as unconfirmed: on a shared host that slows every
+	// timing and throughput at once (on the reference machine 8-31% steal
+	// during PF-02 went with the 10K fan-out at 81/s, against 230-277 when
+	// quiet). A correctness check is never set aside. 0 takes nothing aside.
 	MaxSteal float64
 }
 
@@ -32,6 +32,11 @@ type Regression struct {
 	Item   string
 	Check  string // for metrics
 	Detail string
+	// Timing is set when every check behind the regression is a timing
+	// check: only then may it be rerun, or set aside for a busy host.
+	Timing bool
+	// Rerun holds the commands that rerun those timing checks.
+	Rerun []string
 }
 
 func (r Regression) String() string {
@@ -63,10 +68,35 @@ type Comparison struct {
 	Metrics     int
 }
 
-// add files r as a regression, or as unconfirmed when every check it rests
-// on ran while the host took more than MaxSteal of the CPU.
+// Rerun lists the commands that rerun the checks behind the regressions
+// when every regression rests on timing checks alone, nil otherwise: a
+// correctness check counts on its first failure and is never rerun.
+func (c Comparison) Rerun() []string {
+	var out []string
+	for _, r := range c.Regressions {
+		if !r.Timing {
+			return nil
+		}
+		for _, cmd := range r.Rerun {
+			if !slices.Contains(out, cmd) {
+				out = append(out, cmd)
+			}
+		}
+	}
+	return out
+}
+
+// add files r as a regression, or as unconfirmed when the checks it rests
+// on are all timing checks that ran while the host took more than MaxSteal
+// of the CPU.
 func (c *Comparison) add(r Regression, o CompareOptions, evidence []jsonCheck) {
-	if o.MaxSteal > 0 && len(evidence) > 0 {
+	r.Timing = len(evidence) > 0 && !slices.ContainsFunc(evidence, func(ch jsonCheck) bool { return !ch.Timing })
+	if r.Timing {
+		for _, ch := range evidence {
+			r.Rerun = append(r.Rerun, ch.Reproduce)
+		}
+	}
+	if r.Timing && o.MaxSteal > 0 {
 		least := math.Inf(1)
 		for _, ch := range evidence {
 			if ch.HostStealPct == nil {
@@ -114,10 +144,10 @@ func newlyFailed(base, cur jsonItem) []jsonCheck {
 //     noise when that is larger.
 //
 // A drop in stars or a metric regression whose evidence (the checks that
-// newly failed, or the gated check) all ran while the host's hypervisor took
-// more than MaxSteal of the CPU is listed as Unconfirmed instead: such a run
-// cannot tell a slower platform from a busier host. A fail-close failure
-// always counts.
+// newly failed, or the gated check) is all timing checks that ran while the
+// host's hypervisor took more than MaxSteal of the CPU is listed as
+// Unconfirmed instead: such a run cannot tell a slower platform from a
+// busier host. A correctness check and a fail-close failure always count.
 func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 	var out Comparison
 	base := map[string]jsonItem{}

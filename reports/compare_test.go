@@ -16,11 +16,12 @@ func stars(n int) *int { return &n }
 // pfItem is a PF item whose one check gates a latency and a throughput
 // median with their intervals, and records a noisy median it does not gate.
 func pfItem(latency, throughput [3]float64) jsonItem {
-	return jsonItem{ID: "PF-01", Category: "PF", Stars: stars(4), Checks: []jsonCheck{{ID: "PF-01.activity-latency", Metrics: map[string]float64{
-		"step_ms_p50_lo": latency[0], "step_ms_p50": latency[1], "step_ms_p50_hi": latency[2],
-		"rate_p50_lo": throughput[0], "rate_p50": throughput[1], "rate_p50_hi": throughput[2],
-		"noisy_ms_p50_lo": latency[0] * 9, "noisy_ms_p50": latency[1] * 9, "noisy_ms_p50_hi": latency[2] * 9,
-	}, Gate: map[string]evidence.GateRule{"step_ms": {Better: evidence.LowerIsBetter}, "rate": {Better: evidence.HigherIsBetter, MinEffect: 0.25}}}}}
+	return jsonItem{ID: "PF-01", Category: "PF", Stars: stars(4), Checks: []jsonCheck{{ID: "PF-01.activity-latency", Timing: true,
+		Reproduce: "go test ./scenarios/pf -run '^TestPF01$'", Metrics: map[string]float64{
+			"step_ms_p50_lo": latency[0], "step_ms_p50": latency[1], "step_ms_p50_hi": latency[2],
+			"rate_p50_lo": throughput[0], "rate_p50": throughput[1], "rate_p50_hi": throughput[2],
+			"noisy_ms_p50_lo": latency[0] * 9, "noisy_ms_p50": latency[1] * 9, "noisy_ms_p50_hi": latency[2] * 9,
+		}, Gate: map[string]evidence.GateRule{"step_ms": {Better: evidence.LowerIsBetter}, "rate": {Better: evidence.HigherIsBetter, MinEffect: 0.25}}}}}
 }
 
 func TestCompare(t *testing.T) {
@@ -77,10 +78,11 @@ func TestCompareSetsAsideBusyHost(t *testing.T) {
 		it.Checks[0].Outcome, it.Checks[0].HostStealPct = "passed", stealPct
 		return it
 	}
-	ex := func(stars *int, outcome string, stealPct ...*float64) jsonItem {
+	// ex is an item whose checks are timing checks when timing is set.
+	ex := func(stars *int, outcome string, timing bool, stealPct ...*float64) jsonItem {
 		it := jsonItem{ID: "EX-01", Category: "EX", Stars: stars}
 		for i, s := range stealPct {
-			it.Checks = append(it.Checks, jsonCheck{ID: fmt.Sprintf("EX-01.c%d", i), Outcome: outcome, HostStealPct: s})
+			it.Checks = append(it.Checks, jsonCheck{ID: fmt.Sprintf("EX-01.c%d", i), Outcome: outcome, HostStealPct: s, Timing: timing})
 		}
 		return it
 	}
@@ -92,9 +94,10 @@ func TestCompareSetsAsideBusyHost(t *testing.T) {
 		{"metric on a quiet host", pf([3]float64{9, 10, 11}, nil), pf([3]float64{13, 14, 15}, steal(1)), 1, 0},
 		{"metric on a busy host", pf([3]float64{9, 10, 11}, nil), pf([3]float64{13, 14, 15}, steal(12)), 0, 1},
 		{"metric, steal unknown", pf([3]float64{9, 10, 11}, nil), pf([3]float64{13, 14, 15}, nil), 1, 0},
-		{"stars, every newly failed check busy", ex(stars(5), "passed", nil, nil), ex(stars(3), "failed", steal(9), steal(30)), 0, 1},
-		{"stars, one newly failed check quiet", ex(stars(5), "passed", nil, nil), ex(stars(3), "failed", steal(9), steal(2)), 1, 0},
-		{"stars, no check newly failed", ex(stars(5), "failed", nil), ex(stars(3), "failed", steal(50)), 1, 0},
+		{"stars, every newly failed timing check busy", ex(stars(5), "passed", true, nil, nil), ex(stars(3), "failed", true, steal(9), steal(30)), 0, 1},
+		{"stars, one newly failed timing check quiet", ex(stars(5), "passed", true, nil, nil), ex(stars(3), "failed", true, steal(9), steal(2)), 1, 0},
+		{"stars, no check newly failed", ex(stars(5), "failed", true, nil), ex(stars(3), "failed", true, steal(50)), 1, 0},
+		{"stars, correctness checks on a busy host count", ex(stars(5), "passed", false, nil, nil), ex(stars(3), "failed", false, steal(9), steal(30)), 1, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,11 +110,42 @@ func TestCompareSetsAsideBusyHost(t *testing.T) {
 		})
 	}
 	// A fail-close failure counts whatever the host did.
-	cur := &JSONReport{Items: []jsonItem{ex(stars(2), "failed", steal(40))},
+	cur := &JSONReport{Items: []jsonItem{ex(stars(2), "failed", true, steal(40))},
 		Overall: jsonOverall{FailClose: []jsonFailClose{{Item: "EX-01", Applies: true, Stars: stars(2), Status: "fail"}}}}
-	got := Compare(&JSONReport{Items: []jsonItem{ex(stars(5), "passed", nil)}}, cur, CompareOptions{MaxSteal: 5})
+	got := Compare(&JSONReport{Items: []jsonItem{ex(stars(5), "passed", true, nil)}}, cur, CompareOptions{MaxSteal: 5})
 	require.Len(t, got.Regressions, 1)
 	assert.Equal(t, "fail-close", got.Regressions[0].Kind)
+}
+
+// Only regressions that rest on timing checks alone may be rerun; one
+// correctness regression among them means no rerun at all.
+func TestCompareRerun(t *testing.T) {
+	item := func(id string, n int, timing bool, outcome string) jsonItem {
+		return jsonItem{ID: id, Category: id[:2], Stars: stars(n), Checks: []jsonCheck{{ID: id + ".c", Outcome: outcome, Timing: timing,
+			Reproduce: "go test ./scenarios/" + strings.ToLower(id[:2]) + " -run '^Test" + id[:2] + id[3:] + "$'"}}}
+	}
+	slowStep := pfItem([3]float64{13, 14, 15}, [3]float64{95, 100, 105})
+	steady := pfItem([3]float64{9, 10, 11}, [3]float64{95, 100, 105})
+	tests := []struct {
+		name      string
+		base, cur []jsonItem
+		rerun     []string
+	}{
+		{"a timing check's stars", []jsonItem{item("WF-06", 4, true, "passed")}, []jsonItem{item("WF-06", 3, true, "failed")},
+			[]string{"go test ./scenarios/wf -run '^TestWF06$'"}},
+		{"a gated median", []jsonItem{steady}, []jsonItem{slowStep}, []string{"go test ./scenarios/pf -run '^TestPF01$'"}},
+		{"timing and correctness together", []jsonItem{steady, item("EX-03", 5, false, "passed")},
+			[]jsonItem{slowStep, item("EX-03", 4, false, "failed")}, nil},
+		{"a correctness check", []jsonItem{item("EX-03", 5, false, "passed")}, []jsonItem{item("EX-03", 4, false, "failed")}, nil},
+		{"not measured any more", []jsonItem{item("WF-06", 4, true, "passed")}, []jsonItem{{ID: "WF-06", Category: "WF"}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compare(&JSONReport{Items: tt.base}, &JSONReport{Items: tt.cur}, CompareOptions{MinEffect: 0.1})
+			require.NotEmpty(t, got.Regressions)
+			assert.Equal(t, tt.rerun, got.Rerun())
+		})
+	}
 }
 
 func TestCompareIgnoresUngatedTimings(t *testing.T) {

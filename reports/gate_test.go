@@ -26,6 +26,7 @@ func TestGate(t *testing.T) {
 		duration        string
 		recs            []evidence.Record
 		requireControls bool
+		waivers         []Waiver
 		want            []string // substrings, one per expected problem
 	}{
 		{name: "all good", duration: "min-h", recs: with(good, controlsFailed), requireControls: true},
@@ -45,6 +46,27 @@ func TestGate(t *testing.T) {
 			want: []string{"negative control VR-01.no-getversion (VR-01) did not run"}},
 		{name: "control of an item that did not run at all, required", duration: "ms-s", requireControls: true,
 			recs: with(passUpTo("EX-01", 5), controlsFailed[:1])},
+		{name: "fail-close not measured, required", duration: "min-h", requireControls: true, recs: with(good[:4], controlsFailed[:1]),
+			want: []string{"fail-close item VR-01 (Workflow versioning) is not measured (level 2 not measured: [VR-01.l2]): measure it, or waive it with a reason in reports/waivers.yaml",
+				"negative control VR-01.no-getversion (VR-01) did not run"}},
+		{name: "fail-close not measured, waived", duration: "min-h", requireControls: true, recs: with(good[:4], controlsFailed[:1]),
+			waivers: []Waiver{{Item: "VR-01", Reason: "not built yet"}}},
+		{name: "a waiver does not excuse a rating of 2", duration: "min-h", requireControls: true,
+			recs: with(good[:4], passUpTo("VR-01", 2), controlsFailed), waivers: []Waiver{{Item: "VR-01", Reason: "not built yet"}},
+			want: []string{"fail-close item VR-01 (Workflow versioning) rates 2", "waiver for VR-01 in reports/waivers.yaml is no longer needed"}},
+		{name: "a waiver does not excuse a control that passed", duration: "min-h", requireControls: true,
+			recs:    with(good, controlsFailed[:1], []evidence.Record{control("VR-01.no-getversion", evidence.Passed, "replayed fine")}),
+			waivers: []Waiver{{Item: "VR-01", Reason: "not built yet"}},
+			want:    []string{"negative control VR-01.no-getversion (VR-01) passed but must fail"}},
+		{name: "a waiver no longer needed", duration: "min-h", requireControls: true, recs: with(good, controlsFailed),
+			waivers: []Waiver{{Item: "VR-01", Reason: "not built yet"}},
+			want:    []string{"waiver for VR-01 in reports/waivers.yaml is no longer needed"}},
+		{name: "control without a predicate", duration: "min-h", recs: with(good, controlsFailed[1:], []evidence.Record{
+			func() evidence.Record { r := controlsFailed[0]; r.Predicate = ""; return r }()}),
+			want: []string{"negative control EX-01.inmem-restart (EX-01) decided its outcome without a named predicate; it must run the predicate of EX-01.l4"}},
+		{name: "control runs another predicate", duration: "min-h", recs: with(good, controlsFailed[1:], []evidence.Record{
+			func() evidence.Record { r := controlsFailed[0]; r.Predicate = "somethingElse"; return r }()}),
+			want: []string{`negative control EX-01.inmem-restart (EX-01) ran predicate "somethingElse", but the check it guards, EX-01.l4, was decided by "holds"`}},
 		{name: "control not measured, not required", duration: "min-h", recs: with(good, controlsFailed[:1], []evidence.Record{
 			control("VR-01.no-getversion", evidence.NotMeasured, "external server")})},
 		{name: "control not measured, required", duration: "min-h", requireControls: true, recs: with(good, controlsFailed[:1], []evidence.Record{
@@ -52,7 +74,9 @@ func TestGate(t *testing.T) {
 			want: []string{"negative control VR-01.no-getversion (VR-01) was not measured: external server"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Gate(build(t, profile(tc.duration), tc.recs...), tc.requireControls)
+			r := build(t, profile(tc.duration), tc.recs...)
+			r.Waivers = tc.waivers
+			got := Gate(r, tc.requireControls)
 			assert.Len(t, got, len(tc.want), "problems: %q", got)
 			for i, w := range tc.want {
 				if i < len(got) {

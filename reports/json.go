@@ -15,11 +15,17 @@ type (
 	// JSONReport is the document itself; ReadJSON decodes it for Compare.
 	JSONReport struct {
 		Generated   time.Time              `json:"generated"`
+		CodeDigest  string                 `json:"code_digest"` // see CodeDigest
+		Waivers     []jsonWaiver           `json:"waivers"`
 		Profile     jsonProfile            `json:"profile"`
 		Environment []evidence.Environment `json:"environment"`
 		Overall     jsonOverall            `json:"overall"`
 		Categories  []jsonCategory         `json:"categories"`
 		Items       []jsonItem             `json:"items"`
+	}
+	jsonWaiver struct {
+		Item   string `json:"item"`
+		Reason string `json:"reason"`
 	}
 	jsonProfile struct {
 		Name        string `json:"name"`
@@ -69,6 +75,8 @@ type (
 		Reason      string         `json:"reason"`
 		FailClose   *jsonFailClose `json:"fail_close"`
 		Scale       []string       `json:"scale,omitempty"`
+		PatternEN   string         `json:"pattern_en,omitempty"` // what a pattern check is worth next to a native capability
+		PatternJA   string         `json:"pattern_ja,omitempty"`
 		Levels      []jsonLevel    `json:"levels"`
 		Checks      []jsonCheck    `json:"checks"`
 	}
@@ -81,12 +89,18 @@ type (
 		Missing        []string `json:"missing"`
 		DeclaredClaim  string   `json:"declared_claim,omitempty"`
 		DeclaredSource string   `json:"declared_source,omitempty"`
+		DeclaredGA     string   `json:"declared_ga,omitempty"` // where the source states the feature as generally available
+		Unreached      string   `json:"unreached,omitempty"`   // why the level can be neither measured here nor declared
 	}
 	jsonCheck struct {
 		ID        string                       `json:"id"`
 		Level     int                          `json:"level"`
 		Control   bool                         `json:"control"`
 		Title     string                       `json:"title"`
+		Timing    bool                         `json:"timing,omitempty"`  // outcome depends on the host's speed; only these may be rerun
+		Pattern   bool                         `json:"pattern,omitempty"` // mechanism is our code built with the SDK
+		Guards    string                       `json:"guards,omitempty"`  // for a control: the check whose predicate it runs
+		Predicate string                       `json:"predicate,omitempty"`
 		TitleJA   string                       `json:"title_ja"`
 		Outcome   string                       `json:"outcome"`
 		Expected  string                       `json:"expected,omitempty"`
@@ -101,6 +115,18 @@ type (
 		Gate      map[string]evidence.GateRule `json:"gate,omitempty"` // metric base name → how it is compared with a baseline
 		// HostStealPct: CPU time the host's hypervisor took while the check ran, in percent.
 		HostStealPct *float64 `json:"host_steal_pct,omitempty"`
+		// Attempts lists every record of a check recorded more than once, in
+		// order: a timing check is rated on the last, a correctness check on
+		// its first failure.
+		Attempts []jsonAttempt `json:"attempts,omitempty"`
+	}
+	jsonAttempt struct {
+		Attempt      int                `json:"attempt"`
+		Outcome      string             `json:"outcome"`
+		Detail       string             `json:"detail"`
+		Started      time.Time          `json:"started"`
+		Metrics      map[string]float64 `json:"metrics,omitempty"`
+		HostStealPct *float64           `json:"host_steal_pct,omitempty"`
 	}
 	// jsonChart points at a chart's SVG; the data stays in the evidence.
 	jsonChart struct {
@@ -114,6 +140,8 @@ type (
 func WriteJSON(w io.Writer, r *Report) error {
 	out := JSONReport{
 		Generated:   r.Generated,
+		CodeDigest:  r.CodeDigest,
+		Waivers:     []jsonWaiver{},
 		Profile:     jsonProfile(r.Profile),
 		Environment: nonNil(r.Environments),
 		Overall: jsonOverall{
@@ -128,6 +156,9 @@ func WriteJSON(w io.Writer, r *Report) error {
 		},
 		Categories: []jsonCategory{},
 		Items:      []jsonItem{},
+	}
+	for _, w := range r.Waivers {
+		out.Waivers = append(out.Waivers, jsonWaiver(w))
 	}
 	rules := map[string]string{}
 	for _, it := range r.Items() {
@@ -157,6 +188,7 @@ func itemJSON(it Item) jsonItem {
 		ID: rt.Item.ID, Category: rt.Item.Category, NameEN: rt.Item.NameEN, NameJA: rt.Item.NameJA,
 		EvaluatesEN: rt.Item.EvaluatesEN, EvaluatesJA: rt.Item.EvaluatesJA,
 		Stars: starsOrNull(rt.Stars), Basis: rt.Basis, Reason: rt.Reason, Scale: rt.Item.Scale,
+		PatternEN: rt.Item.PatternEN, PatternJA: rt.Item.PatternJA,
 		Levels: []jsonLevel{}, Checks: []jsonCheck{},
 	}
 	if it.FailClose != nil {
@@ -170,12 +202,14 @@ func itemJSON(it Item) jsonItem {
 			Failed: nonNil(lr.Failed), Missing: nonNil(lr.Missing),
 		}
 		if lv.Declared != nil {
-			jl.DeclaredClaim, jl.DeclaredSource = lv.Declared.Claim, lv.Declared.Source
+			jl.DeclaredClaim, jl.DeclaredSource, jl.DeclaredGA = lv.Declared.Claim, lv.Declared.Source, lv.Declared.GA
 		}
+		jl.Unreached = lv.Unreached
 		ji.Levels = append(ji.Levels, jl)
 	}
 	for _, c := range it.Checks {
-		jc := jsonCheck{ID: c.ID, Level: c.Level, Control: c.Control, Title: c.TitleEN, TitleJA: c.TitleJA, Outcome: c.Outcome}
+		jc := jsonCheck{ID: c.ID, Level: c.Level, Control: c.Control, Title: c.TitleEN, TitleJA: c.TitleJA, Outcome: c.Outcome,
+			Timing: c.Timing, Pattern: c.Pattern, Guards: c.Guards}
 		if c.Control {
 			ok := c.Outcome == criteria.Failed
 			jc.Expected, jc.OK = criteria.Failed, &ok
@@ -188,7 +222,11 @@ func itemJSON(it Item) jsonItem {
 			for _, ch := range rec.Charts {
 				jc.Charts = append(jc.Charts, jsonChart{ID: ch.ID, Title: ch.Title, Path: ChartPath(ch.ID)})
 			}
-			jc.Gate, jc.HostStealPct = rec.Gate, rec.HostStealPct
+			jc.Gate, jc.HostStealPct, jc.Predicate = rec.Gate, rec.HostStealPct, rec.Predicate
+		}
+		for i, a := range c.Attempts {
+			jc.Attempts = append(jc.Attempts, jsonAttempt{Attempt: i + 1, Outcome: string(a.Outcome), Detail: a.Detail,
+				Started: a.Started, Metrics: a.Metrics, HostStealPct: a.HostStealPct})
 		}
 		ji.Checks = append(ji.Checks, jc)
 	}

@@ -23,6 +23,7 @@ func WriteMarkdown(w io.Writer, r *Report, lang string) error {
 	}
 	m := &markdown{t: t}
 	m.intro(r)
+	m.waivers(r.Waivers)
 	m.environment(r.Environments)
 	m.starScale()
 	m.premise(r.Profile)
@@ -80,8 +81,25 @@ func (m *markdown) intro(r *Report) {
 	t := m.t
 	m.heading(1, t.title)
 	m.para(fmt.Sprintf(t.generated, r.Generated.UTC().Format(time.RFC3339), dash(r.Profile.Name)))
+	if r.CodeDigest != "" {
+		m.para(fmt.Sprintf(t.codeDigest, r.CodeDigest))
+	}
 	m.heading(2, t.howToReadHeading)
 	m.para(t.howToRead)
+}
+
+func (m *markdown) waivers(ws []Waiver) {
+	if len(ws) == 0 {
+		return
+	}
+	t := m.t
+	m.heading(2, t.waivers)
+	m.para(t.waiversIntro)
+	rows := make([][]string, len(ws))
+	for i, w := range ws {
+		rows[i] = []string{w.Item, txt(w.Reason)}
+	}
+	m.table(t.waiverCols, rows)
 }
 
 func (m *markdown) environment(envs []evidence.Environment) {
@@ -321,6 +339,9 @@ func (m *markdown) item(it Item) {
 		m.field(t.itemReason, reason)
 	}
 	m.field(t.itemEvaluates, txt(t.pick(ci.EvaluatesEN, ci.EvaluatesJA)))
+	if ci.PatternEN != "" {
+		m.field(t.itemPattern, txt(t.pick(ci.PatternEN, ci.PatternJA)))
+	}
 	m.printf("\n")
 
 	if ci.Scale != nil {
@@ -351,7 +372,7 @@ func (m *markdown) item(it Item) {
 		if c.Record != nil {
 			repro = code(c.Record.Reproduce)
 		}
-		checks = append(checks, []string{code(c.ID), level, txt(t.pick(c.TitleEN, c.TitleJA)), outcome, m.observed(c), repro})
+		checks = append(checks, []string{code(c.ID), level, m.kind(c), txt(t.pick(c.TitleEN, c.TitleJA)), outcome, m.observed(c), repro})
 	}
 	m.table(t.checkCols, checks)
 	m.charts(it)
@@ -418,8 +439,10 @@ func (m *markdown) missing(it Item, id string) string {
 func (m *markdown) levelStatus(lr criteria.LevelResult, lv criteria.Level) string {
 	st := word(m.t.outcomes, lr.Status)
 	switch {
+	case lv.Unreached != "":
+		return fmt.Sprintf(m.t.unreached, txt(lv.Unreached))
 	case lv.Declared != nil:
-		return fmt.Sprintf(m.t.declared, txt(lv.Declared.Claim), lv.Declared.Source)
+		return fmt.Sprintf(m.t.declared, txt(lv.Declared.Claim), lv.Declared.Source) + "\n" + fmt.Sprintf(m.t.declaredGA, txt(lv.Declared.GA))
 	case len(lr.Failed) > 0:
 		return st + ": " + strings.Join(lr.Failed, ", ")
 	case len(lr.Missing) > 0:
@@ -428,22 +451,55 @@ func (m *markdown) levelStatus(lr criteria.LevelResult, lv criteria.Level) strin
 	return st
 }
 
-// observed is a check's recorded detail, followed by its metrics.
+// kind is a check's kind: correctness or timing, and whether its mechanism
+// is a pattern of ours. A control takes the kind of the check it guards.
+func (m *markdown) kind(c Check) string {
+	k := m.t.kinds[0]
+	if c.Timing {
+		k = m.t.kinds[1]
+	}
+	if c.Pattern {
+		k += ", " + m.t.kinds[2]
+	}
+	return k
+}
+
+// observed is a check's recorded detail, followed by its metrics, the
+// predicate that decided it and, for a check recorded more than once, every
+// attempt.
 func (m *markdown) observed(c Check) string {
 	if c.Record == nil {
 		return m.t.noEvidence
 	}
-	s := txt(c.Record.Detail)
-	if len(c.Record.Metrics) > 0 {
-		keys := slices.Sorted(maps.Keys(c.Record.Metrics))
+	var s string
+	if len(c.Attempts) > 1 {
+		parts := make([]string, len(c.Attempts))
+		for i, a := range c.Attempts {
+			parts[i] = fmt.Sprintf(m.t.attempt, i+1) + " (" + word(m.t.outcomes, string(a.Outcome)) + "): " + m.recorded(a)
+		}
+		s = strings.Join(parts, "\n")
+	} else {
+		s = m.recorded(*c.Record)
+	}
+	if c.Record.Predicate != "" {
+		s += "\n" + m.t.predicate + ": " + code(c.Record.Predicate)
+	}
+	return s
+}
+
+// recorded is one record's detail, metrics and host steal.
+func (m *markdown) recorded(r evidence.Record) string {
+	s := txt(r.Detail)
+	if len(r.Metrics) > 0 {
+		keys := slices.Sorted(maps.Keys(r.Metrics))
 		parts := make([]string, len(keys))
 		for i, k := range keys {
-			parts[i] = k + "=" + strconv.FormatFloat(c.Record.Metrics[k], 'g', 4, 64) // 4 significant digits: the JSON keeps full precision
+			parts[i] = k + "=" + strconv.FormatFloat(r.Metrics[k], 'g', 4, 64) // 4 significant digits: the JSON keeps full precision
 		}
 		s += "\n" + m.t.metrics + ": " + strings.Join(parts, ", ")
 	}
 	// Below 1% steal is the usual background of a shared host.
-	if p := c.Record.HostStealPct; p != nil && *p >= 1 {
+	if p := r.HostStealPct; p != nil && *p >= 1 {
 		s += "\n" + fmt.Sprintf(m.t.hostSteal, *p)
 	}
 	return s

@@ -27,6 +27,8 @@ func markdownReport(t *testing.T) *Report {
 	r, err := Build(testCatalog(), testCategories(), profile("min-h"),
 		&evidence.Set{Records: recs, Environments: []evidence.Environment{env, env2}}, generated)
 	require.NoError(t, err)
+	r.Waivers = []Waiver{{Item: "OP-02", Reason: "scenarios/op is not built yet"}}
+	r.CodeDigest = "sha256:0123abcd"
 	return r
 }
 
@@ -42,6 +44,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"`EX-01.inmem-restart`",
 		"https://docs.temporal.io/worker-deployments",
 		"| ★★★★★ | automatic routing |", // VR-01's own scale
+		"| OP-02 | scenarios/op is not built yet |",
+		"`sha256:0123abcd`",
 		"`min-h`",
 	}
 	for _, tc := range []struct {
@@ -66,11 +70,15 @@ func TestWriteMarkdown(t *testing.T) {
 			"- **Why not higher:** level 3 failed: EX-01.l3",
 			"- **Basis:** measured + declared",
 			"**declared**: worker deployments drain automatically (source: https://docs.temporal.io/worker-deployments)",
-			"| Check | Level | Title | Outcome | Observed | Reproduce |",
-			"| `EX-01.inmem-restart` | control | in-memory server restart loses runs | failed (expected: failed) |",
+			"| Check | Level | Kind | Title | Outcome | Observed | Reproduce |",
+			"| `EX-01.inmem-restart` | control | correctness | in-memory server restart loses runs | failed (expected: failed) |",
+			"| `EX-01.l5` | 5 | timing |", "| `DX-03.l3` | 3 | correctness, pattern |",
+			"- **Patterns:** a pattern of ours counts at most level 3",
+			"generally available: the page marks no pre-release stage",
+			"predicate: `holds`",
 			"- **Stars:** ★☆☆☆☆ 1 (unsupported)",
 			"- **Warnings:** DX-03 rates 1 (warning at 2 or below)",
-			"| failed | dev server took 95 s to answer |",
+			"| failed | dev server took 95 s to answer<br>predicate: `holds` |",
 			"the host's hypervisor took 12% of the CPU while this ran",
 		}, notWant: []string{"総合評価", "未測定", "took 0% of the CPU"}},
 		{lang: "ja", want: []string{
@@ -89,12 +97,16 @@ func TestWriteMarkdown(t *testing.T) {
 			"- **上位レベルに届かない理由:** レベル3が失敗: EX-01.l3",
 			"- **根拠:** 実測＋宣言",
 			"**宣言**: worker deployments drain automatically（出典: https://docs.temporal.io/worker-deployments）",
-			"| チェック | レベル | タイトル | 結果 | 観測内容 | 再現コマンド |",
-			"| `EX-01.inmem-restart` | コントロール | インメモリサーバー再起動で実行が失われる | 失敗 (期待: 失敗) |",
+			"| チェック | レベル | 種別 | タイトル | 結果 | 観測内容 | 再現コマンド |",
+			"| `EX-01.inmem-restart` | コントロール | 正しさ | インメモリサーバー再起動で実行が失われる | 失敗 (期待: 失敗) |",
+			"| `EX-01.l5` | 5 | タイミング |", "| `DX-03.l3` | 3 | 正しさ, パターン |",
+			"- **パターン:** 自前のパターンはレベル3まで",
+			"一般提供（GA）: the page marks no pre-release stage",
+			"判定述語: `holds`",
 			"| EX-01 概要 3 | 失敗: EX-01.l3 |",
 			"- **評価:** ★☆☆☆☆ 1 (未対応)",
 			"- **警告:** DX-03 が ★1（★2以下で警告）",
-			"| 失敗 | dev server took 95 s to answer |",
+			"| 失敗 | dev server took 95 s to answer<br>判定述語: `holds` |",
 			"ホストのハイパーバイザーがCPU時間の12%を奪った",
 		}, notWant: []string{"## Overall rating", "not measured", "Why not higher", "| passed |"}},
 	} {

@@ -8,6 +8,7 @@ package reports
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,7 +22,13 @@ const NotRun = "not_run"
 
 // Report is one run's evaluation, ready to render.
 type Report struct {
-	Generated    time.Time
+	Generated time.Time
+	// CodeDigest identifies the code that produced the evidence (see
+	// CodeDigest); a unit test compares the committed report's with the tree.
+	CodeDigest string
+	// Waivers are the fail-close items the gate lets through unmeasured,
+	// printed at the top of the report.
+	Waivers      []Waiver
 	Profile      criteria.Profile
 	Environments []evidence.Environment // sorted by package
 	Overall      criteria.Overall
@@ -50,7 +57,11 @@ type Check struct {
 	Level   int  // the level that names it; 0 for a control
 	Control bool // a negative control: it must fail
 	Outcome string
-	Record  *evidence.Record // nil when the check did not run
+	Record  *evidence.Record // the last record; nil when the check did not run
+	// Attempts holds every record, in order, of a check recorded more than
+	// once: a timing check is rated on its last attempt, a correctness check
+	// on its first failure.
+	Attempts []evidence.Record
 }
 
 // Items returns every item in report order.
@@ -70,9 +81,17 @@ func Build(items []criteria.Item, cats []criteria.Category, profile criteria.Pro
 	if err != nil {
 		return nil, err
 	}
+	timing := map[string]bool{}
+	for _, it := range items {
+		for _, lv := range it.Levels {
+			for _, c := range lv.Checks {
+				timing[c.ID] = c.Timing
+			}
+		}
+	}
 	obs := criteria.Outcomes{}
 	for id, rec := range records {
-		obs[id] = string(rec.Outcome)
+		obs[id] = decide(timing[id], rec, set.Attempts[id])
 	}
 
 	catIndex := map[string]int{}
@@ -97,7 +116,7 @@ func Build(items []criteria.Item, cats []criteria.Category, profile criteria.Pro
 		if !ok {
 			return nil, fmt.Errorf("item %s: category %q is not in the category list", it.ID, it.Category)
 		}
-		ri := Item{Rating: ratings[i], Checks: itemChecks(it, records)}
+		ri := Item{Rating: ratings[i], Checks: itemChecks(it, records, set.Attempts, obs)}
 		if fc, ok := failClose[it.ID]; ok {
 			ri.FailClose = &fc
 		}
@@ -159,13 +178,24 @@ func indexRecords(items []criteria.Item, recs []evidence.Record) (map[string]evi
 	return out, nil
 }
 
-func itemChecks(it criteria.Item, records map[string]evidence.Record) []Check {
+// decide is the outcome of a check from its records. A timing check is
+// rated on its last attempt: an earlier one may have met a busy host. A
+// correctness check counts on its first failure, whatever came after.
+func decide(timing bool, last evidence.Record, attempts []evidence.Record) string {
+	if !timing && slices.ContainsFunc(attempts, func(r evidence.Record) bool { return r.Outcome == evidence.Failed }) {
+		return criteria.Failed
+	}
+	return string(last.Outcome)
+}
+
+func itemChecks(it criteria.Item, records map[string]evidence.Record, attempts map[string][]evidence.Record, obs criteria.Outcomes) []Check {
 	var out []Check
 	add := func(c criteria.Check, level int, control bool) {
 		ch := Check{Check: c, Level: level, Control: control, Outcome: NotRun}
 		if rec, ok := records[c.ID]; ok {
 			ch.Record = &rec
-			ch.Outcome = string(rec.Outcome)
+			ch.Outcome = obs[c.ID]
+			ch.Attempts = attempts[c.ID]
 		}
 		out = append(out, ch)
 	}

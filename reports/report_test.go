@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -15,8 +16,9 @@ import (
 var generated = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 // testCategories and testCatalog are a three-item catalog: EX-01 is fail-close
-// with a negative control, VR-01 is fail-close for long durations with its own
-// scale and a declared level 5, DX-03 warns at 2.
+// with a negative control and a timing check at level 5, VR-01 is fail-close
+// for long durations with its own scale and a declared level 5, DX-03 warns
+// at 2 and has a pattern check at level 3.
 func testCategories() []criteria.Category {
 	return []criteria.Category{
 		{ID: "EX", NameEN: "Execution semantics", NameJA: "実行セマンティクス", Axis: "正しさ"},
@@ -40,20 +42,28 @@ func testCatalog() []criteria.Item {
 	}
 	vr := ladder("VR-01")
 	vr[3] = criteria.Level{Stars: 5, SummaryEN: "automatic routing", SummaryJA: "自動ルーティング",
-		Declared: &criteria.Declaration{Claim: "worker deployments drain automatically", Source: "https://docs.temporal.io/worker-deployments"}}
+		Declared: &criteria.Declaration{Claim: "worker deployments drain automatically", Source: "https://docs.temporal.io/worker-deployments",
+			GA: "the page marks no pre-release stage"}}
+	ex := ladder("EX-01")
+	ex[3].Checks[0].Timing = true
+	dx := ladder("DX-03")
+	dx[1].Checks[0].Pattern = true
 	items := []criteria.Item{
 		{ID: "EX-01", Category: "EX", NameEN: "Progress guarantee", NameJA: "進行保証",
 			EvaluatesEN: "work finishes after crashes", EvaluatesJA: "クラッシュ後も完了する",
-			FailClose: criteria.FailCloseAlways, Levels: ladder("EX-01"),
-			Controls: []criteria.Check{{ID: "EX-01.inmem-restart", TitleEN: "in-memory server restart loses runs", TitleJA: "インメモリサーバー再起動で実行が失われる"}}},
+			FailClose: criteria.FailCloseAlways, Levels: ex,
+			Controls: []criteria.Check{{ID: "EX-01.inmem-restart", TitleEN: "in-memory server restart loses runs", TitleJA: "インメモリサーバー再起動で実行が失われる",
+				Guards: "EX-01.l4"}}},
 		{ID: "VR-01", Category: "VR", NameEN: "Workflow versioning", NameJA: "ワークフローバージョニング",
 			EvaluatesEN: "old runs survive new code", EvaluatesJA: "新コードでも旧実行が継続",
 			FailClose: criteria.FailCloseLongRunning, Levels: vr,
-			Scale:    []string{"none", "drain only", "in-code branches", "routing by worker", "automatic routing"},
-			Controls: []criteria.Check{{ID: "VR-01.no-getversion", TitleEN: "v2 without GetVersion", TitleJA: "GetVersionなしのv2"}}},
+			Scale: []string{"none", "drain only", "in-code branches", "routing by worker", "automatic routing"},
+			Controls: []criteria.Check{{ID: "VR-01.no-getversion", TitleEN: "v2 without GetVersion", TitleJA: "GetVersionなしのv2",
+				Guards: "VR-01.l3"}}},
 		{ID: "DX-03", Category: "DX", NameEN: "Local development", NameJA: "ローカル開発",
 			EvaluatesEN: "time to a running dev server", EvaluatesJA: "開発サーバー起動までの時間",
-			WarnAtOrBelow: 2, Levels: ladder("DX-03")},
+			WarnAtOrBelow: 2, Levels: dx,
+			PatternEN: "a pattern of ours counts at most level 3", PatternJA: "自前のパターンはレベル3まで"},
 	}
 	return items
 }
@@ -65,7 +75,7 @@ func profile(duration string) criteria.Profile {
 
 func rec(check string, out evidence.Outcome, detail string) evidence.Record {
 	return evidence.Record{Check: check, Item: check[:5], Outcome: out, Detail: detail,
-		Reproduce: "go test ./scenarios/" + check[:2] + " -run Test" + check[6:], Started: generated, Duration: 0.5}
+		Reproduce: "go test ./scenarios/" + check[:2] + " -run Test" + check[6:], Started: generated, Duration: 0.5, Predicate: "holds"}
 }
 
 func control(check string, out evidence.Outcome, detail string) evidence.Record {
@@ -209,4 +219,69 @@ func TestBuildRejectsItemOutsideCategories(t *testing.T) {
 	_, err := Build(testCatalog(), testCategories()[:1], profile("min-h"), &evidence.Set{}, generated)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "VR-01")
+}
+
+// A check recorded twice: a timing check is rated on its last attempt, a
+// correctness check on its first failure; both keep every attempt.
+func TestBuildAttempts(t *testing.T) {
+	first := func(check string, out evidence.Outcome) evidence.Record {
+		r := rec(check, out, "attempt 1: "+string(out))
+		r.Attempt = 1
+		return r
+	}
+	second := func(check string, out evidence.Outcome) evidence.Record {
+		r := rec(check, out, "attempt 2: "+string(out))
+		r.Attempt = 2
+		return r
+	}
+	tests := []struct {
+		name     string
+		check    string
+		attempts []evidence.Record
+		want     string
+	}{
+		{"timing check failed, then passed", "EX-01.l5", []evidence.Record{first("EX-01.l5", evidence.Failed), second("EX-01.l5", evidence.Passed)}, criteria.Passed},
+		{"timing check passed, then failed", "EX-01.l5", []evidence.Record{first("EX-01.l5", evidence.Passed), second("EX-01.l5", evidence.Failed)}, criteria.Failed},
+		{"correctness check failed, then passed", "EX-01.l4", []evidence.Record{first("EX-01.l4", evidence.Failed), second("EX-01.l4", evidence.Passed)}, criteria.Failed},
+		{"correctness check passed twice", "EX-01.l4", []evidence.Record{first("EX-01.l4", evidence.Passed), second("EX-01.l4", evidence.Passed)}, criteria.Passed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs := passUpTo("EX-01", 3)
+			recs = append(recs, tt.attempts[len(tt.attempts)-1])
+			r, err := Build(testCatalog(), testCategories(), profile("min-h"),
+				&evidence.Set{Records: recs, Attempts: map[string][]evidence.Record{tt.check: tt.attempts}}, generated)
+			require.NoError(t, err)
+			it := findItem(t, r, "EX-01")
+			var got Check
+			for _, c := range it.Checks {
+				if c.ID == tt.check {
+					got = c
+				}
+			}
+			assert.Equal(t, tt.want, got.Outcome)
+			assert.Len(t, got.Attempts, len(tt.attempts))
+
+			var md, js bytes.Buffer
+			require.NoError(t, WriteMarkdown(&md, r, "en"))
+			assert.Contains(t, md.String(), "attempt 1 ("+string(tt.attempts[0].Outcome)+"): attempt 1: "+string(tt.attempts[0].Outcome))
+			assert.Contains(t, md.String(), "attempt 2 ("+string(tt.attempts[1].Outcome)+"): attempt 2: "+string(tt.attempts[1].Outcome))
+			require.NoError(t, WriteJSON(&js, r))
+			assert.Contains(t, js.String(), `"detail": "attempt 1: `+string(tt.attempts[0].Outcome)+`"`)
+		})
+	}
+}
+
+func TestBuildUnreachedLevel(t *testing.T) {
+	cat := testCatalog()
+	cat[2].Levels[3] = criteria.Level{Stars: 5, SummaryEN: "s5", SummaryJA: "五", Unreached: "the feature is in preview"}
+	recs := []evidence.Record{rec("DX-03.l2", evidence.Passed, "ok"), rec("DX-03.l3", evidence.Passed, "ok"), rec("DX-03.l4", evidence.Passed, "ok")}
+	r, err := Build(cat, testCategories(), profile("min-h"), &evidence.Set{Records: recs}, generated)
+	require.NoError(t, err)
+	it := findItem(t, r, "DX-03")
+	assert.Equal(t, 4, it.Rating.Stars)
+	assert.Equal(t, "level 5 unreached: the feature is in preview", it.Rating.Reason)
+	var md bytes.Buffer
+	require.NoError(t, WriteMarkdown(&md, r, "en"))
+	assert.Contains(t, md.String(), "**unreached**: the feature is in preview")
 }

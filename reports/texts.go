@@ -44,7 +44,13 @@ type texts struct {
 	notMeasured, noEvidence, metrics string
 	hostSteal                        string // %.0f: the CPU share a hypervisor took while a check ran
 	reasonFailed, reasonMissing      string
-	declared                         string
+	declared, declaredGA, unreached  string
+	waivers, waiversIntro            string
+	waiverCols                       []string
+	codeDigest                       string
+	itemPattern                      string
+	kinds                            [3]string // correctness, timing, pattern
+	predicate, attempt               string
 
 	rules    map[string]string // criteria.FailClose rule
 	applies  [2]string         // {does not apply, applies}
@@ -79,6 +85,10 @@ var textsEN = &texts{
 		"The basis says where the stars come from: *measured* means every counted level was observed here; " +
 		"*measured + declared* means a level that cannot be measured on one machine was granted from a cited source, and the ladder marks it **declared**. " +
 		"An item whose level 2 could not be measured gets no stars (— not measured) and does not count toward the mean. " +
+		"A declared level's source must state the feature as generally available; a level that is neither measurable here nor declarable is marked **unreached**, with the reason. " +
+		"A check's kind is *correctness* or *timing* (its outcome depends on how fast the host is); only a timing check may be rerun when the gate finds a regression, and then it is rated on the rerun while both attempts are shown. " +
+		"A correctness check counts on its first failure. A check marked *pattern* measures our own code built with the SDK, not a platform capability; its item says what that is worth. " +
+		"Each check names the predicate that decided it; a negative control runs the predicate of the check it guards. " +
 		"Each check lists the command that reproduces it; `make report` reruns every scenario and renders this report again.",
 
 	environment:       "Environment",
@@ -141,7 +151,7 @@ var textsEN = &texts{
 	itemCharts:    "Charts",
 	scaleCols:     []string{"Stars", "Meaning"},
 	ladderCols:    []string{"Level", "Summary", "Status"},
-	checkCols:     []string{"Check", "Level", "Title", "Outcome", "Observed", "Reproduce"},
+	checkCols:     []string{"Check", "Level", "Kind", "Title", "Outcome", "Observed", "Reproduce"},
 	controlLevel:  "control",
 	expected:      "expected: failed",
 	notMeasured:   "not measured",
@@ -151,11 +161,22 @@ var textsEN = &texts{
 	reasonFailed:  "level %d failed: %s",
 	reasonMissing: "level %d could not be measured: %s",
 	declared:      "**declared**: %s (source: %s)",
+	declaredGA:    "generally available: %s",
+	unreached:     "**unreached**: %s",
+	waivers:       "Waivers",
+	waiversIntro: "The gate lets these fail-close items through while they are not measured, or while their negative control has not run; " +
+		"each is named in `reports/waivers.yaml` with its reason. A waiver never excuses an item that was measured and rates 2 or less, nor a control that passed.",
+	waiverCols:  []string{"Item", "Reason"},
+	codeDigest:  "Code digest (criteria, harness, scenarios, reports, cmd, fixtures, go.mod, go.sum, waivers): `%s`.",
+	itemPattern: "Patterns",
+	kinds:       [3]string{"correctness", "timing", "pattern"},
+	predicate:   "predicate",
+	attempt:     "attempt %d",
 
 	rules:    map[string]string{"always": "always", "duration>=minutes": "when the duration is minutes or longer"},
 	applies:  [2]string{"no (bonus item)", "yes"},
 	fcStatus: map[string]string{"pass": "pass", "fail": "fail: caps the overall at ★2", "not measured": "not measured: caps the overall at ★2", "bonus": "bonus: no cap"},
-	outcomes: map[string]string{"passed": "passed", "failed": "failed", "not_measured": "not measured", NotRun: "not run", "declared": "declared"},
+	outcomes: map[string]string{"passed": "passed", "failed": "failed", "not_measured": "not measured", NotRun: "not run", "declared": "declared", "unreached": "unreached"},
 	bases:    map[string]string{"measured": "measured", "measured+declared": "measured + declared", "not measured": "not measured"},
 }
 
@@ -170,6 +191,10 @@ var textsJA = &texts{
 		"「根拠」は星の出どころを示します。*実測* は数えたすべてのレベルをこの実行で観測したこと、" +
 		"*実測＋宣言* は単一マシンでは測定できないレベルを出典付きで認めたことを意味し、ラダー表では **宣言** として区別します。" +
 		"レベル2を測定できなかった項目には星を付けず（— 未測定）、平均にも含めません。" +
+		"宣言レベルの出典は、その機能を一般提供（GA）と明記していなければなりません。ここで測定も宣言もできないレベルは、理由とともに **未到達** と示します。" +
+		"チェックの種別は *正しさ* か *タイミング*（結果がホストの速さに左右される）です。ゲートが後退を検出したとき再実行できるのはタイミングのチェックだけで、その場合は再実行の結果で評価し、両方の試行を示します。" +
+		"正しさのチェックは最初の失敗で確定します。*パターン* と記したチェックは、プラットフォームの機能ではなくSDKで組んだ本ハーネス自身のコードを測っており、その価値は項目ごとに記載しています。" +
+		"各チェックには判定した述語の名前を示し、否定対照は守るチェックと同じ述語を実行します。" +
 		"各チェックには再現コマンドを記載しています。`make report` で全シナリオを再実行し、このレポートを再生成できます。",
 
 	environment:       "テスト環境",
@@ -233,7 +258,7 @@ var textsJA = &texts{
 	itemCharts:    "グラフ",
 	scaleCols:     []string{"星", "定義"},
 	ladderCols:    []string{"レベル", "概要", "ステータス"},
-	checkCols:     []string{"チェック", "レベル", "タイトル", "結果", "観測内容", "再現コマンド"},
+	checkCols:     []string{"チェック", "レベル", "種別", "タイトル", "結果", "観測内容", "再現コマンド"},
 	controlLevel:  "コントロール",
 	expected:      "期待: 失敗",
 	notMeasured:   "未測定",
@@ -243,11 +268,22 @@ var textsJA = &texts{
 	reasonFailed:  "レベル%dが失敗: %s",
 	reasonMissing: "レベル%dを測定できず: %s",
 	declared:      "**宣言**: %s（出典: %s）",
+	declaredGA:    "一般提供（GA）: %s",
+	unreached:     "**未到達**: %s",
+	waivers:       "免除",
+	waiversIntro: "以下のフェイルクローズ項目は、未測定である間、または否定対照が未実行である間、ゲートを通過させる。" +
+		"各項目は理由とともに `reports/waivers.yaml` に記載されている。免除は、測定済みで星2以下の項目や、成功してしまった対照を許すことはない。",
+	waiverCols:  []string{"項目", "理由"},
+	codeDigest:  "コードダイジェスト（criteria、harness、scenarios、reports、cmd、fixtures、go.mod、go.sum、免除ファイル）: `%s`。",
+	itemPattern: "パターン",
+	kinds:       [3]string{"正しさ", "タイミング", "パターン"},
+	predicate:   "判定述語",
+	attempt:     "試行%d",
 
 	rules:    map[string]string{"always": "常に必須", "duration>=minutes": "実行時間が分以上のとき"},
 	applies:  [2]string{"非適用（ボーナス項目）", "適用"},
 	fcStatus: map[string]string{"pass": "合格", "fail": "不合格: 総合を★2に制限", "not measured": "未測定: 総合を★2に制限", "bonus": "ボーナス: 上限なし"},
-	outcomes: map[string]string{"passed": "成功", "failed": "失敗", "not_measured": "未測定", NotRun: "未実行", "declared": "宣言"},
+	outcomes: map[string]string{"passed": "成功", "failed": "失敗", "not_measured": "未測定", NotRun: "未実行", "declared": "宣言", "unreached": "未到達"},
 	bases:    map[string]string{"measured": "実測", "measured+declared": "実測＋宣言", "not measured": "未測定"},
 }
 

@@ -56,9 +56,13 @@ func TestCompareCommand(t *testing.T) {
 	}
 	five := write("five.json", `{"items":[{"id":"EX-01","category":"EX","stars":5}]}`)
 	three := write("three.json", `{"items":[{"id":"EX-01","category":"EX","stars":3,"reason":"level 4 failed"}]}`)
-	// The same drop, where the check that failed ran while the host took 20% of the CPU.
-	basePassed := write("passed.json", `{"items":[{"id":"EX-01","category":"EX","stars":5,"checks":[{"id":"EX-01.chaos","outcome":"passed"}]}]}`)
-	busy := write("busy.json", `{"items":[{"id":"EX-01","category":"EX","stars":3,"checks":[{"id":"EX-01.chaos","outcome":"failed","host_steal_pct":20}]}]}`)
+	// The same drop, where the timing check that failed ran while the host took 20% of the CPU.
+	basePassed := write("passed.json", `{"items":[{"id":"RT-01","category":"RT","stars":5,"checks":[{"id":"RT-01.real-time-accuracy","outcome":"passed","timing":true}]}]}`)
+	busy := write("busy.json", `{"items":[{"id":"RT-01","category":"RT","stars":3,"checks":[{"id":"RT-01.real-time-accuracy","outcome":"failed","timing":true,"host_steal_pct":20,`+
+		`"reproduce":"go test ./scenarios/rt -run '^TestRT01$/^real_time$' -count=1 -v"}]}]}`)
+	// A correctness check on the same busy host counts at once, with nothing to rerun.
+	busyCorrect := write("busy-correct.json", `{"items":[{"id":"RT-01","category":"RT","stars":3,"checks":[{"id":"RT-01.real-time-accuracy","outcome":"failed","host_steal_pct":20,`+
+		`"reproduce":"go test ./scenarios/rt -run x"}]}]}`)
 	tests := []struct {
 		name   string
 		args   []string
@@ -67,9 +71,11 @@ func TestCompareCommand(t *testing.T) {
 	}{
 		{"no regression", []string{"compare", five, five}, 0, "compare: no regression"},
 		{"stars drop", []string{"compare", five, three}, 1, "regression: stars EX-01: 5 → 3"},
-		{"stars drop on a busy host", []string{"compare", basePassed, busy}, 0, "unconfirmed: stars EX-01: 5 → 3"},
-		{"steal within -max-steal 25", []string{"compare", "-max-steal", "25", basePassed, busy}, 1, "regression: stars EX-01"},
-		{"busy host, nothing set aside", []string{"compare", "-max-steal", "0", basePassed, busy}, 1, "regression: stars EX-01"},
+		{"stars drop on a busy host", []string{"compare", basePassed, busy}, 0, "unconfirmed: stars RT-01: 5 → 3"},
+		{"steal within -max-steal 25", []string{"compare", "-max-steal", "25", basePassed, busy}, 1,
+			"regression: stars RT-01: 5 → 3 ()\nrerun: go test ./scenarios/rt -run '^TestRT01$/^real_time$' -count=1 -v\n"},
+		{"busy host, nothing set aside", []string{"compare", "-max-steal", "0", basePassed, busy}, 1, "regression: stars RT-01"},
+		{"correctness check on a busy host", []string{"compare", basePassed, busyCorrect}, 1, "regression: stars RT-01: 5 → 3 ()\ndurabench compare: 1 regression"},
 		{"bad max-steal", []string{"compare", "-max-steal", "-1", five, five}, 2, "-max-steal"},
 		{"one file", []string{"compare", five}, 2, "want BASELINE CURRENT"},
 		{"missing file", []string{"compare", five, filepath.Join(dir, "none.json")}, 2, "no such file"},

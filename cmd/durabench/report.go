@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/durabench/durabench/criteria"
+	"github.com/durabench/durabench/harness/buildinfo"
 	"github.com/durabench/durabench/harness/evidence"
 	"github.com/durabench/durabench/reports"
 )
@@ -20,11 +21,13 @@ import (
 type reportInputs struct {
 	evidenceDir string
 	profilePath string
+	waiverPath  string
 }
 
 func (in *reportInputs) register(fs *flag.FlagSet) {
 	fs.StringVar(&in.evidenceDir, "evidence", "reports/evidence", "directory of evidence the scenarios wrote")
 	fs.StringVar(&in.profilePath, "profile", "fixtures/profiles/default.yaml", "premise profile (YAML)")
+	fs.StringVar(&in.waiverPath, "waivers", reports.WaiverFile, "fail-close items the gate lets through unmeasured (YAML; a missing file waives nothing)")
 }
 
 // load rates the catalog from the evidence. Missing evidence and a bad
@@ -43,7 +46,25 @@ func (in *reportInputs) load() (*reports.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return reports.Build(criteria.Catalog(), criteria.Categories(), profile, set, time.Now().UTC())
+	catalog := criteria.Catalog()
+	waivers, err := reports.LoadWaivers(in.waiverPath, catalog)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	root, err := buildinfo.ModuleRoot(".")
+	if err != nil {
+		return nil, usageError{err}
+	}
+	digest, err := reports.CodeDigest(root)
+	if err != nil {
+		return nil, err
+	}
+	r, err := reports.Build(catalog, criteria.Categories(), profile, set, time.Now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	r.Waivers, r.CodeDigest = waivers, digest
+	return r, nil
 }
 
 func runReport(args []string, stdout, stderr io.Writer) error {

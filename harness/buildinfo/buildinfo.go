@@ -4,6 +4,9 @@
 package buildinfo
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 )
@@ -42,4 +45,22 @@ func Read() Versions {
 		}
 	}
 	return v
+}
+
+// ModuleRoot is the nearest directory at or above dir that holds go.mod.
+func ModuleRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod at or above the working directory: run durabench from its checkout")
+		}
+		dir = parent
+	}
 }

@@ -237,16 +237,21 @@ func WriteEnvironment(dir string, env Environment) error {
 
 // Set is everything read from an evidence directory.
 type Set struct {
-	Records      []Record
+	Records      []Record // the last record of each check
 	Environments []Environment
+	// Attempts holds, for a check recorded more than once (a timing check
+	// rerun by the compare step, or a test run with -count), every record in
+	// the order written; the last is the one in Records.
+	Attempts map[string][]Record
 }
 
 // ErrNoEvidence is returned by Load when the directory holds no records.
 var ErrNoEvidence = errors.New("no evidence found")
 
 // Load reads every *.jsonl and env-*.json file in dir. Records are returned in
-// file order; when a check was recorded more than once (a test rerun with
-// -count), the last record wins.
+// file order; when a check was recorded more than once, the last record is
+// in Records and all of them in Attempts, so that a rating can count a
+// correctness check's earlier failure.
 func Load(dir string) (*Set, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -255,7 +260,7 @@ func Load(dir string) (*Set, error) {
 		}
 		return nil, err
 	}
-	set := &Set{}
+	set := &Set{Attempts: map[string][]Record{}}
 	index := map[string]int{}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -287,6 +292,10 @@ func Load(dir string) (*Set, error) {
 			}
 			for _, r := range recs {
 				if i, ok := index[r.Check]; ok {
+					if len(set.Attempts[r.Check]) == 0 {
+						set.Attempts[r.Check] = []Record{set.Records[i]}
+					}
+					set.Attempts[r.Check] = append(set.Attempts[r.Check], r)
 					set.Records[i] = r
 					continue
 				}

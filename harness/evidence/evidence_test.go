@@ -78,6 +78,9 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	assert.Equal(t, "EX-01.a", set.Records[0].Check)
 	assert.Equal(t, Passed, set.Records[0].Outcome)
 	assert.Equal(t, "rerun", set.Records[0].Detail)
+	require.Len(t, set.Attempts["EX-01.a"], 2, "both attempts are kept")
+	assert.Equal(t, Failed, set.Attempts["EX-01.a"][0].Outcome)
+	assert.NotContains(t, set.Attempts, "EX-01.b", "a check recorded once has no attempts list")
 	require.Len(t, set.Environments, 1)
 	assert.Equal(t, "embedded", set.Environments[0].Mode)
 }

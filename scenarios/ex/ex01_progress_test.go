@@ -24,6 +24,7 @@ func TestEX01(t *testing.T) {
 	t.Run("server_sigkill", func(t *testing.T) { testServerSIGKILL(t, false) })
 	t.Run("control_inmemory_restart", func(t *testing.T) { testServerSIGKILL(t, true) })
 	t.Run("chaos", testChaos)
+	t.Run("control_chaos_accounting", testControlChaosAccounting)
 }
 
 func stepsOptions(tq, id string) client.StartWorkflowOptions {
@@ -118,7 +119,7 @@ func testWorkflowCompletes(t *testing.T) {
 	tq := harness.TaskQueue(t)
 	led := filepath.Join(env.Scratch(t), "ledger.jsonl")
 	w := worker.New(c, tq, worker.Options{})
-	registerSteps(w, led)
+	registerSteps(w, &Steps{Ledger: led})
 	if err := w.Start(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}
@@ -188,19 +189,6 @@ func firstProgressAfter(entries []ledger.Entry, id string, t0 time.Time, pid int
 	return -1
 }
 
-// outage is what a server kill and restart did to one workflow.
-type outage struct {
-	err            error
-	out            []string
-	doneBeforeKill map[int]bool
-	again          []int
-	execs          []int
-	killedAt       time.Time
-	restartedAt    time.Time
-	timerDue       time.Time
-	timerFired     time.Time // zero if no TimerFired event
-}
-
 // runServerOutage kills the server while a workflow's timer is pending, keeps
 // it down past the timer's due time, restarts it on the same database (or, in
 // memory, on nothing) and waits for the workflow.
@@ -213,7 +201,7 @@ func runServerOutage(t *testing.T, inMemory bool) outage {
 	tq := harness.TaskQueue(t)
 	led := filepath.Join(env.Scratch(t), "ledger.jsonl")
 	w := worker.New(c, tq, worker.Options{})
-	registerSteps(w, led)
+	registerSteps(w, &Steps{Ledger: led})
 	if err := w.Start(); err != nil {
 		t.Fatalf("worker: %v", err)
 	}
@@ -285,7 +273,7 @@ func testServerSIGKILL(t *testing.T, inMemory bool) {
 			return
 		}
 		o := runServerOutage(t, true)
-		control.Result(outageOK(o), "in-memory server restarted mid-run: "+o.describe(), nil)
+		harness.Decide(control, serverRestartPredicate, o, "in-memory server restarted mid-run: "+o.describe(), nil)
 		return
 	}
 	progress := env.Check(t, "EX-01.server-sigkill")
@@ -296,7 +284,7 @@ func testServerSIGKILL(t *testing.T, inMemory bool) {
 		return
 	}
 	o := runServerOutage(t, false)
-	progress.Result(outageOK(o), "server SIGKILLed mid-run and restarted on the same SQLite file: "+o.describe(),
+	harness.Decide(progress, serverRestartPredicate, o, "server SIGKILLed mid-run and restarted on the same SQLite file: "+o.describe(),
 		map[string]float64{"outage_s": o.restartedAt.Sub(o.killedAt).Seconds()})
 	timerOK := !o.timerFired.IsZero() && o.timerDue.Before(o.restartedAt) && !o.timerFired.Before(o.restartedAt)
 	timerCheck.Result(timerOK, fmt.Sprintf(
@@ -311,10 +299,6 @@ func sinceOrNone(t, from time.Time) string {
 		return "never"
 	}
 	return t.Sub(from).Round(time.Millisecond).String()
-}
-
-func outageOK(o outage) bool {
-	return o.err == nil && slices.Equal(o.out, expectedOutputs(len(o.execs))) && len(o.again) == 0 && len(o.doneBeforeKill) > 0
 }
 
 func (o outage) describe() string {

@@ -2,7 +2,6 @@ package ex
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/uuid"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -39,7 +37,7 @@ func TestEX03(t *testing.T) {
 	t.Run("duplicate_start_rejected", g.testDuplicateRejected)
 	t.Run("conflict_policies", g.testConflictPolicies)
 	t.Run("reuse_policies", g.testReusePolicies)
-	t.Run("control_allow_duplicate", g.testControlAllowDuplicate)
+	t.Run("control_terminate_existing", g.testControlTerminateExisting)
 	t.Run("concurrent_starts", g.testConcurrentStarts)
 	t.Run("request_id_dedup", g.testRequestIDDedup)
 	t.Run("with_start_idempotent", g.testWithStart)
@@ -89,19 +87,6 @@ func (g gate) closed(ctx context.Context, t *testing.T, id string, fail bool) cl
 	return run
 }
 
-func alreadyStarted(err error) bool {
-	var as *serviceerror.WorkflowExecutionAlreadyStarted
-	return errors.As(err, &as)
-}
-
-// attempt is the observed result of one start.
-type attempt struct {
-	runID string
-	err   error
-}
-
-func (a attempt) rejected() bool { return alreadyStarted(a.err) }
-
 func (a attempt) String() string {
 	switch {
 	case a.err == nil:
@@ -120,19 +105,51 @@ func (g gate) try(ctx context.Context, t *testing.T, o client.StartWorkflowOptio
 	return attempt{runID: run.GetRunID()}
 }
 
+// observeDuplicateStart starts a GateWorkflow, which keeps running, starts
+// the same id again under conflict policy p (unspecified: the server's
+// default, Fail), reads the first run's status, and starts the id a third
+// time with the SDK's default, which joins a running run instead of failing.
+func (g gate) observeDuplicateStart(ctx context.Context, t *testing.T, p enumspb.WorkflowIdConflictPolicy) duplicateStart {
+	id := harness.UniqueID(t, "wf")
+	first := g.mustStart(ctx, t, g.options(id), GateInput{})
+	d := duplicateStart{firstRunID: first.GetRunID(), oldStatus: enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED}
+	o := g.options(id)
+	o.WorkflowIDConflictPolicy = p
+	if run, err := g.start(ctx, t, o, GateInput{}); err != nil {
+		d.second.err = err
+	} else {
+		d.second.runID = run.GetRunID()
+	}
+	desc, err := g.c.DescribeWorkflowExecution(ctx, id, first.GetRunID())
+	if err != nil {
+		t.Fatalf("describe %s: %v", id, err)
+	}
+	d.oldStatus = desc.GetWorkflowExecutionInfo().GetStatus()
+	o = g.options(id)
+	o.WorkflowExecutionErrorWhenAlreadyStarted = false
+	if run, err := g.start(ctx, t, o, GateInput{}); err != nil {
+		d.joined.err = err
+	} else {
+		d.joined.runID = run.GetRunID()
+	}
+	return d
+}
+
+func (d duplicateStart) describe(policy string) string {
+	joined := "error: " + fmt.Sprint(d.joined.err)
+	if d.joined.err == nil {
+		joined = fmt.Sprintf("returned run %s (the first run: %v)", harness.ShortID(d.joined.runID), d.joined.runID == d.firstRunID)
+	}
+	return fmt.Sprintf("first start: run %s, running; second start of the running id (conflict policy %s): %s; first run %s now %s; "+
+		"a third start with the SDK default (no error when already started): %s",
+		harness.ShortID(d.firstRunID), policy, d.second, harness.ShortID(d.firstRunID), d.oldStatus, joined)
+}
+
 func (g gate) testDuplicateRejected(t *testing.T) {
 	check := harness.Get(t).Check(t, "EX-03.duplicate-start-rejected")
 	ctx := harness.Context(t, 2*time.Minute)
-	id := harness.UniqueID(t, "wf")
-	first := g.mustStart(ctx, t, g.options(id), GateInput{})
-	second := g.try(ctx, t, g.options(id))
-	// The SDK's default (no error when already started) must join the same run.
-	o := g.options(id)
-	o.WorkflowExecutionErrorWhenAlreadyStarted = false
-	joined := g.try(ctx, t, o)
-	ok := second.rejected() && joined.err == nil && joined.runID == first.GetRunID()
-	check.Result(ok, fmt.Sprintf("first start: run %s; second start of the running id: %s; with the SDK default it returned run %s (same run: %v)",
-		harness.ShortID(first.GetRunID()), second, harness.ShortID(joined.runID), joined.runID == first.GetRunID()), nil)
+	d := g.observeDuplicateStart(ctx, t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED)
+	harness.Decide(check, duplicateStartPredicate, d, d.describe("unspecified, the server's default Fail"), nil)
 }
 
 func (g gate) testConflictPolicies(t *testing.T) {
@@ -183,15 +200,14 @@ func (g gate) testReusePolicies(t *testing.T) {
 		"After a failed run: AllowDuplicateFailedOnly %s", reject, failedOnlyAfterSuccess, allow, failedOnlyAfterFailure), nil)
 }
 
-// testControlAllowDuplicate runs the rejection check against a policy that
-// allows duplicates: the duplicate must get through, so the check fails.
-func (g gate) testControlAllowDuplicate(t *testing.T) {
-	control := harness.Get(t).Control(t, "EX-03.control-allow-duplicate")
+// testControlTerminateExisting runs the level-2 rejection predicate on a
+// second start of a running id under conflict policy TerminateExisting: the
+// duplicate gets through (the first run is terminated), so the control fails.
+func (g gate) testControlTerminateExisting(t *testing.T) {
+	control := harness.Get(t).Control(t, "EX-03.control-terminate-existing")
 	ctx := harness.Context(t, 2*time.Minute)
-	id := harness.UniqueID(t, "wf")
-	g.closed(ctx, t, id, false)
-	again := g.reuseAttempt(ctx, t, id, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
-	control.Result(again.rejected(), "duplicate start under AllowDuplicate after a completed run: "+again.String(), nil)
+	d := g.observeDuplicateStart(ctx, t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING)
+	harness.Decide(control, duplicateStartPredicate, d, d.describe("TerminateExisting"), nil)
 }
 
 // concurrently runs n copies of f released at the same instant.

@@ -24,7 +24,11 @@ var roles = map[string]harness.WorkerRole{
 	stepsRole: {
 		Options: worker.Options{StickyScheduleToStartTimeout: time.Second},
 		Register: func(r worker.Registry, cfg harness.RoleConfig) {
-			registerSteps(r, cfg.Args["ledger"])
+			plant, err := parsePlant(cfg.Args[argPlant])
+			if err != nil {
+				panic(err) // a harness fault: the test passed a bad argument
+			}
+			registerSteps(r, &Steps{Ledger: cfg.Args[argLedger], Plant: plant})
 		},
 	},
 	scenarioRole: {

@@ -12,6 +12,7 @@ const (
 	argStore  = "store"  // EffectStore directory
 	argLedger = "ledger" // ledger file of the Effect activity
 	argBlock  = "block"  // "true": the Effect activity holds its completion
+	argPlant  = "plant"  // stepsRole: "workflow-id#step" whose ledger entries the Step activity writes twice
 )
 
 // registerScenario registers the workflows and activities of EX-02, EX-04,

@@ -7,6 +7,8 @@ package ex
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -68,26 +70,56 @@ const StepActivityName = "Step"
 // ledger before and after its (simulated) side effect.
 type Steps struct {
 	Ledger string // ledger file path
+	// Plant, when set, makes the execution of one step of one workflow
+	// write its ledger entries twice, as if the step had run twice with no
+	// fault behind it: the broken setup of EX-01.control-chaos-accounting.
+	// The chaos run never sets it.
+	Plant ledger.StepKey
 }
 
 // Run performs one step.
 func (s *Steps) Run(ctx context.Context, in StepInput) (string, error) {
 	info := activity.GetInfo(ctx)
 	e := ledger.Entry{Key: info.WorkflowExecution.ID, Step: in.Step, Attempt: info.Attempt}
-	e.Phase = ledger.Start
-	if err := ledger.Append(s.Ledger, e); err != nil {
-		return "", err
+	times := 1
+	if s.Plant == (ledger.StepKey{Key: e.Key, Step: in.Step}) && info.Attempt == 1 {
+		times = 2
 	}
-	select {
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-time.After(in.Duration): // the work itself
-	}
-	e.Phase, e.At = ledger.Done, time.Time{}
-	if err := ledger.Append(s.Ledger, e); err != nil {
-		return "", err
+	for range times {
+		e.Phase, e.At = ledger.Start, time.Time{}
+		if err := ledger.Append(s.Ledger, e); err != nil {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(in.Duration): // the work itself
+		}
+		e.Phase, e.At = ledger.Done, time.Time{}
+		if err := ledger.Append(s.Ledger, e); err != nil {
+			return "", err
+		}
 	}
 	return stepOutput(in.Step), nil
+}
+
+// plantArg formats the step Steps.Plant names, for a worker's arguments.
+func plantArg(k ledger.StepKey) string { return fmt.Sprintf("%s#%d", k.Key, k.Step) }
+
+// parsePlant reads plantArg's format; "" is no plant.
+func parsePlant(arg string) (ledger.StepKey, error) {
+	if arg == "" {
+		return ledger.StepKey{}, nil
+	}
+	i := strings.LastIndexByte(arg, '#')
+	if i < 1 {
+		return ledger.StepKey{}, fmt.Errorf("plant %q: want workflow-id#step", arg)
+	}
+	step, err := strconv.Atoi(arg[i+1:])
+	if err != nil || step < 1 {
+		return ledger.StepKey{}, fmt.Errorf("plant %q: want workflow-id#step", arg)
+	}
+	return ledger.StepKey{Key: arg[:i], Step: step}, nil
 }
 
 func stepOutput(step int) string { return fmt.Sprintf("step-%d", step) }
@@ -101,10 +133,10 @@ func expectedOutputs(n int) []string {
 	return out
 }
 
-// registerSteps registers the step workflow and activity.
-func registerSteps(r worker.Registry, ledgerPath string) {
+// registerSteps registers the step workflow and the activity s.
+func registerSteps(r worker.Registry, s *Steps) {
 	r.RegisterWorkflow(StepsWorkflow)
-	r.RegisterActivityWithOptions((&Steps{Ledger: ledgerPath}).Run, activity.RegisterOptions{Name: StepActivityName})
+	r.RegisterActivityWithOptions(s.Run, activity.RegisterOptions{Name: StepActivityName})
 }
 
 // GateInput configures GateWorkflow.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/durabench/durabench/harness"
 	"github.com/durabench/durabench/harness/ledger"
+	"github.com/durabench/durabench/harness/predicate"
 	"github.com/durabench/durabench/harness/stats"
 )
 
@@ -30,12 +31,14 @@ import (
 func TestRT01(t *testing.T) {
 	t.Run("retries_until_success", func(t *testing.T) {
 		check := harness.Get(t).Check(t, "RT-01.retries-until-success")
-		check.Result(retriesUntilSuccess(t, nil))
+		r := observeRetries(t, nil)
+		harness.Decide(check, retryPredicate, r, r.describe(), r.metrics())
 	})
 	// The control runs the same check with a policy that forbids retries.
 	t.Run("control_single_attempt", func(t *testing.T) {
 		control := harness.Get(t).Control(t, "RT-01.control-single-attempt")
-		control.Result(retriesUntilSuccess(t, &temporal.RetryPolicy{MaximumAttempts: 1}))
+		r := observeRetries(t, &temporal.RetryPolicy{MaximumAttempts: 1})
+		harness.Decide(control, retryPredicate, r, r.describe(), r.metrics())
 	})
 	t.Run("schedule", testSchedule)
 	t.Run("non_retryable", testNonRetryable)
@@ -145,23 +148,29 @@ func scripted(t *testing.T, c client.Client, o worker.Options, body func(context
 	return tq, log
 }
 
-// retriesUntilSuccess runs an activity that fails twice and then succeeds
-// under policy p (nil: the server's default) and says whether attempt 3
-// succeeded and the workflow completed.
-func retriesUntilSuccess(t *testing.T, p *temporal.RetryPolicy) (bool, string, map[string]float64) {
+// observeRetries runs an activity that fails before attempt
+// retrySucceedsAt and then succeeds, under policy p (nil: the server's
+// default), and returns what happened.
+func observeRetries(t *testing.T, p *temporal.RetryPolicy) retryRun {
 	ctx := harness.Context(t, time.Minute)
 	c := harness.Get(t).Dial(t)
-	tq, log := scripted(t, c, worker.Options{}, failUntil(3))
+	tq, log := scripted(t, c, worker.Options{}, failUntil(retrySucceedsAt))
 	out, _, err := call(ctx, t, c, tq, CallInput{Activity: ScriptedName, StartToClose: 10 * time.Second, Retry: p})
 	recs := log.attempts()
-	policy := "the server's default policy"
+	r := retryRun{policy: "the server's default policy", attempts: attemptNumbers(recs), delays: delays(recs), out: out, err: err}
 	if p != nil {
-		policy = fmt.Sprintf("a policy with maximum attempts %d", p.MaximumAttempts)
+		r.policy = fmt.Sprintf("a policy with maximum attempts %d", p.MaximumAttempts)
 	}
-	ok := err == nil && out == "succeeded on attempt 3" && slices.Equal(attemptNumbers(recs), seq(3))
-	return ok, fmt.Sprintf("activity failing on attempts 1 and 2, under %s: attempts %v ran, delays between them %s; workflow result %q (error: %v)",
-			policy, attemptNumbers(recs), msList(delays(recs)), out, err),
-		map[string]float64{"attempts": float64(len(recs))}
+	return r
+}
+
+func (r retryRun) describe() string {
+	return fmt.Sprintf("activity failing on attempts 1 to %d, under %s: attempts %v ran, delays between them %s; workflow result %q (error: %v)",
+		retrySucceedsAt-1, r.policy, r.attempts, msList(r.delays), r.out, r.err)
+}
+
+func (r retryRun) metrics() map[string]float64 {
+	return map[string]float64{"attempts": float64(len(r.attempts))}
 }
 
 // scheduleRun is a run of always-failing activities under one policy.
@@ -613,4 +622,11 @@ func testWorkflowRetry(t *testing.T) {
 	check.Result(ok, fmt.Sprintf("workflow failing runs 1-2 with retry policy %s×%g: runs with attempts %v; recorded first-task backoffs %s; from each failure to the next run's first task %s, policy %s, lateness %s; result attempt %d (error: %v)",
 		ms(p.InitialInterval), p.BackoffCoefficient, attempts, msList(backoffs), msList(gaps), msList(want), msList(late), got, err),
 		map[string]float64{"runs": float64(len(attempts))})
+}
+
+// TestPredicates evaluates the package's predicate tables.
+func TestPredicates(t *testing.T) {
+	if err := predicate.Verify(Predicates()); err != nil {
+		t.Fatal(err)
+	}
 }
