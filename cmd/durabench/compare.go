@@ -15,7 +15,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	minEffect := fs.Float64("min-effect", 0.20, "smallest relative change of a gated median that counts as a regression")
 	// Steal in quiet periods of the reference machine stayed under 2%; the
 	// slow periods that halved throughput ran at 10-30%.
-	maxSteal := fs.Float64("max-steal", 5, "CPU time in percent the host's hypervisor may take during a check before a regression found in it is unconfirmed (0: never)")
+	maxSteal := fs.Float64("max-steal", 5, "CPU time in percent the host's hypervisor may take during a timing check before a regression found in it is unconfirmed (0: never); a correctness check always counts")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
