@@ -25,7 +25,6 @@ import (
 
 	"github.com/durabench/durabench/harness"
 	"github.com/durabench/durabench/harness/ledger"
-	"github.com/durabench/durabench/harness/predicate"
 	"github.com/durabench/durabench/harness/stats"
 )
 
@@ -605,9 +604,4 @@ func TestParsePlant(t *testing.T) {
 		_, err := parsePlant(bad)
 		assert.Error(t, err, bad)
 	}
-}
-
-// TestPredicates evaluates the package's predicate tables.
-func TestPredicates(t *testing.T) {
-	require.NoError(t, predicate.Verify(Predicates()))
 }

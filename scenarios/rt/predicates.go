@@ -37,11 +37,16 @@ type retryRun struct {
 // retriedUntilSuccess: attempts 1 to retrySucceedsAt each ran exactly once,
 // and the workflow completed with the result of the attempt that succeeded.
 func retriedUntilSuccess(r retryRun) bool {
-	want := make([]int32, retrySucceedsAt)
-	for i := range want {
-		want[i] = int32(i + 1)
+	return r.err == nil && r.out == fmt.Sprintf("succeeded on attempt %d", retrySucceedsAt) && slices.Equal(r.attempts, seq(retrySucceedsAt))
+}
+
+// seq is 1..n.
+func seq(n int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(i + 1)
 	}
-	return r.err == nil && r.out == fmt.Sprintf("succeeded on attempt %d", retrySucceedsAt) && slices.Equal(r.attempts, want)
+	return out
 }
 
 var retryPredicate = predicate.New("RT-01.retries-until-success", "retriedUntilSuccess", retriedUntilSuccess,

@@ -21,7 +21,6 @@ import (
 
 	"github.com/durabench/durabench/harness"
 	"github.com/durabench/durabench/harness/ledger"
-	"github.com/durabench/durabench/harness/predicate"
 	"github.com/durabench/durabench/harness/stats"
 )
 
@@ -114,15 +113,6 @@ func attemptNumbers(recs []attemptRec) []int32 {
 		out[i] = r.Attempt
 	}
 	slices.Sort(out)
-	return out
-}
-
-// seq is 1..n.
-func seq(n int) []int32 {
-	out := make([]int32, n)
-	for i := range out {
-		out[i] = int32(i + 1)
-	}
 	return out
 }
 
@@ -622,11 +612,4 @@ func testWorkflowRetry(t *testing.T) {
 	check.Result(ok, fmt.Sprintf("workflow failing runs 1-2 with retry policy %s×%g: runs with attempts %v; recorded first-task backoffs %s; from each failure to the next run's first task %s, policy %s, lateness %s; result attempt %d (error: %v)",
 		ms(p.InitialInterval), p.BackoffCoefficient, attempts, msList(backoffs), msList(gaps), msList(want), msList(late), got, err),
 		map[string]float64{"runs": float64(len(attempts))})
-}
-
-// TestPredicates evaluates the package's predicate tables.
-func TestPredicates(t *testing.T) {
-	if err := predicate.Verify(Predicates()); err != nil {
-		t.Fatal(err)
-	}
 }
