@@ -12,8 +12,10 @@ import (
 
 	"github.com/durabench/durabench/criteria"
 	"github.com/durabench/durabench/harness/predicate"
+	"github.com/durabench/durabench/scenarios/cp"
 	"github.com/durabench/durabench/scenarios/ex"
 	"github.com/durabench/durabench/scenarios/rt"
+	"github.com/durabench/durabench/scenarios/vr"
 )
 
 // predicates lists, for every scenario package, the named predicates it
@@ -25,6 +27,8 @@ var predicates = map[string]func() []predicate.Spec{
 	"sg": nil,
 	"wf": nil,
 	"pf": nil,
+	"vr": vr.Predicates,
+	"cp": cp.Predicates,
 }
 
 // fromFirstCheck are the categories in which every check must be decided by

@@ -1,0 +1,5 @@
+package cp
+
+import "github.com/durabench/durabench/harness/predicate"
+
+func sagaPredicates() []predicate.Spec { return nil }

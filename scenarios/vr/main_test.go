@@ -1,0 +1,9 @@
+package vr
+
+import (
+	"testing"
+
+	"github.com/durabench/durabench/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m, "vr", nil) }
