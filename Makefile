@@ -36,8 +36,12 @@ all: test
 build:
 	$(GO) build -o $(BIN) ./cmd/durabench
 
+# The replay gate first: an edit to the v2 workflows that breaks the
+# committed v1 histories fails here with the SDK's mismatch printed (the
+# stale-report test below would fail too, but says less).
 unit: build
 	$(GO) vet ./...
+	$(GO) test -count=1 -run '^TestV2ReplaysCommittedV1Histories$$' ./scenarios/vr
 	$(GO) test -count=1 ./criteria/... ./reports/... ./harness/... ./cmd/... ./agent/... ./scenarios
 
 # Evidence is cleared first so that the report shows this run only.
