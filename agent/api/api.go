@@ -17,8 +17,10 @@
 // and anything of another tenant or user is answered 404 like something
 // that does not exist. Errors are {"error": {"code", "message", "field",
 // "rule"}} with a status that fits: 400 malformed, 401 no key, 404 not
-// found, 409 quota or state conflict, 413 too large, 415 not JSON, 422 a
-// rule refused a field, 503 Temporal or the store unavailable.
+// found, 408 body too slow, 409 quota or state conflict (a run in flight
+// refuses a trigger), 413 too large, 415 not JSON, 422 a rule refused a
+// field, 429 triggered again too soon (with Retry-After), 503 Temporal or
+// the store unavailable.
 package api
 
 import (
@@ -28,7 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/durabench/durabench/agent/schedules"
@@ -147,10 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 func (s *Server) authed(h func(context.Context, store.Scope, *http.Request) (int, any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("X-API-Key")
-		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			key = strings.TrimSpace(bearer)
-		}
+		key := apiKey(r)
 		scope, ok := s.keys.lookup(key)
 		if key == "" || !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="durabench-agent"`)
@@ -159,8 +160,11 @@ func (s *Server) authed(h func(context.Context, store.Scope, *http.Request) (int
 		}
 		status, body, err := h(r.Context(), scope, r)
 		if err != nil {
-			ae := s.toAPIError(r, err)
-			writeError(w, ae)
+			var re *schedules.RuleError
+			if errors.As(err, &re) && re.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(re.RetryAfter.Seconds())), 10))
+			}
+			writeError(w, s.toAPIError(r, err))
 			return
 		}
 		if body == nil {
@@ -190,6 +194,10 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 			status, code = http.StatusConflict, "quota_exceeded"
 		case schedules.RuleState:
 			status, code = http.StatusConflict, "invalid_state"
+		case schedules.RuleOverlap:
+			status, code = http.StatusConflict, "run_in_flight"
+		case schedules.RuleTriggerRate:
+			status, code = http.StatusTooManyRequests, "rate_limited"
 		}
 		return &apiError{Status: status, Code: code, Message: re.Error(), Field: re.Field, Rule: re.Rule}
 	case errors.Is(err, schedules.ErrNotFound), errors.Is(err, store.ErrNotFound):

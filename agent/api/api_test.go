@@ -235,6 +235,11 @@ func TestErrors(t *testing.T) {
 		{name: "empty body", key: bobKey, method: "POST", path: "/api/v1/schedules", body: ``, status: 400},
 		{name: "not JSON", key: bobKey, method: "POST", path: "/api/v1/schedules", body: `name=x`, contentType: "application/x-www-form-urlencoded", status: 415, code: "unsupported_media_type"},
 		{name: "too large", key: bobKey, method: "POST", path: "/api/v1/schedules", body: `{"name":"` + strings.Repeat("x", 70000) + `"}`, status: 413, code: "body_too_large"},
+		{name: "key in another case", key: bobKey, method: "POST", path: "/api/v1/schedules", body: `{"name":"n","Cron":"0 9 * * *","query":"q"}`, status: 400, code: "invalid_request", field: "cron", rule: "key_case"},
+		{name: "duplicate key", key: bobKey, method: "POST", path: "/api/v1/schedules", body: `{"name":"n","cron":"0 9 * * *","cron":"0 10 * * *","query":"q"}`, status: 400, code: "invalid_request", field: "cron", rule: "duplicate_key"},
+		{name: "newline in the cron", key: bobKey, method: "POST", path: "/api/v1/schedules", body: with("cron", "0 9\n* * *"), status: 400, code: "invalid_request", field: "cron", rule: "control_character"},
+		{name: "duplicate key in a replace", key: aliceKey, method: "PUT", path: "/api/v1/schedules/" + id, body: `{"name":"n","cron":"0 9 * * *","query":"q","query":"r"}`, status: 400, field: "query", rule: "duplicate_key"},
+		{name: "pause reason in another case", key: aliceKey, method: "POST", path: "/api/v1/schedules/" + id + "/pause", body: `{"Reason":"away"}`, status: 400, field: "reason", rule: "key_case"},
 		{name: "0,1 9 against 60 minutes", key: bobKey, method: "POST", path: "/api/v1/schedules", body: with("cron", "0,1 9 * * *"), status: 422, field: "cron", rule: "min_interval"},
 		{name: "six-field cron", key: bobKey, method: "POST", path: "/api/v1/schedules", body: with("cron", "0 0 9 * * *"), status: 422, field: "cron", rule: "cron"},
 		{name: "negative budget", key: bobKey, method: "POST", path: "/api/v1/schedules", body: with("budget_usd", -1), status: 422, field: "budget_usd", rule: "budget"},
@@ -297,12 +302,82 @@ func TestErrors(t *testing.T) {
 	}
 	_, list := a.call(t, bobKey, "GET", "/api/v1/schedules", nil)
 	assert.Empty(t, list["schedules"], "no refused request created anything")
+	_, got := a.call(t, aliceKey, "GET", "/api/v1/schedules/"+id, nil)
+	assert.Equal(t, dailyTokyo["name"], got["name"], "no refused replace changed anything")
+	assert.Equal(t, "active", got["status"], "no refused pause changed anything")
 
 	// Triggering a paused schedule is a state conflict.
 	a.call(t, aliceKey, "POST", "/api/v1/schedules/"+id+"/pause", nil)
 	status, out := a.call(t, aliceKey, "POST", "/api/v1/schedules/"+id+"/trigger", nil)
 	assert.Equal(t, http.StatusConflict, status)
 	assert.Equal(t, "invalid_state", out["error"].(map[string]any)["code"])
+}
+
+// TestAuthScheme: the scheme of an Authorization header is
+// case-insensitive (RFC 7235, section 2.1); what follows it is the key.
+func TestAuthScheme(t *testing.T) {
+	a := newAPI(t, storetest.OpenSQLite(t), agenttest.Options{NoWorker: true})
+	for _, tt := range []struct {
+		name, header, value string
+		status              int
+	}{
+		{"Bearer", "Authorization", "Bearer " + aliceKey, http.StatusOK},
+		{"bearer in lower case", "Authorization", "bearer " + aliceKey, http.StatusOK},
+		{"BEARER in upper case", "Authorization", "BEARER " + aliceKey, http.StatusOK},
+		{"mixed case, extra spaces", "Authorization", "bEaReR   " + aliceKey + "  ", http.StatusOK},
+		{"X-API-Key", "X-API-Key", aliceKey, http.StatusOK},
+		{"another scheme", "Authorization", "Basic " + aliceKey, http.StatusUnauthorized},
+		{"no space after the scheme", "Authorization", "Bearer" + aliceKey, http.StatusUnauthorized},
+		{"scheme alone", "Authorization", "bearer", http.StatusUnauthorized},
+		{"key in another case", "Authorization", "bearer " + strings.ToUpper(aliceKey), http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "GET", a.url+"/api/v1/schedules", nil)
+			require.NoError(t, err)
+			req.Header.Set(tt.header, tt.value)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tt.status, resp.StatusCode)
+		})
+	}
+}
+
+// TestRunsAfterDelete: the store keeps a deleted schedule's runs, and its
+// owner can still read them; nobody else can.
+func TestRunsAfterDelete(t *testing.T) {
+	eachBackend(t, agenttest.Options{}, func(t *testing.T, a *apiEnv) {
+		_, created := a.call(t, aliceKey, "POST", "/api/v1/schedules", dailyTokyo)
+		id := created["id"].(string)
+		status, trig := a.call(t, aliceKey, "POST", "/api/v1/schedules/"+id+"/trigger", nil)
+		require.Equal(t, http.StatusAccepted, status, "%v", trig)
+		run := a.WaitRunClosed(t, store.Scope{TenantID: "acme", UserID: "alice"}, trig["run_id"].(string), 60*time.Second)
+		status, _ = a.call(t, aliceKey, "DELETE", "/api/v1/schedules/"+id, nil)
+		require.Equal(t, http.StatusNoContent, status)
+
+		status, got := a.call(t, aliceKey, "GET", "/api/v1/schedules/"+id, nil)
+		assert.Equal(t, http.StatusNotFound, status, "the schedule itself is gone: %v", got)
+		status, h := a.call(t, aliceKey, "GET", "/api/v1/schedules/"+id+"/runs", nil)
+		require.Equal(t, http.StatusOK, status, "%v", h)
+		runs := h["runs"].([]any)
+		require.Len(t, runs, 1)
+		assert.Equal(t, run.ID, runs[0].(map[string]any)["id"])
+		assert.Equal(t, string(run.Status), runs[0].(map[string]any)["status"])
+		assert.Equal(t, 1.0, h["totals"].(map[string]any)["runs"])
+
+		for _, tt := range []struct{ name, key, id string }{
+			{"same tenant, another user", bobKey, id},
+			{"another tenant", eveKey, id},
+			{"an id never created", aliceKey, "no-such-schedule"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				status, out := a.call(t, tt.key, "GET", "/api/v1/schedules/"+tt.id+"/runs", nil)
+				assert.Equal(t, http.StatusNotFound, status, "%v", out)
+			})
+		}
+	})
 }
 
 func TestParseKeys(t *testing.T) {

@@ -1,16 +1,23 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"mime"
+	"net"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/durabench/durabench/agent/schedules"
 	"github.com/durabench/durabench/agent/store"
@@ -31,12 +38,34 @@ func badRequest(field, format string, a ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Field: field, Message: fmt.Sprintf(format, a...)}
 }
 
+// Rules of a request body's keys and text that encoding/json does not
+// enforce; checkKeys applies them.
+const (
+	ruleUnknownField     = "unknown_field"
+	ruleKeyCase          = "key_case"
+	ruleDuplicateKey     = "duplicate_key"
+	ruleControlCharacter = "control_character"
+)
+
+// refused is a 400 naming the field and the rule the body broke.
+func refused(field, rule, format string, a ...any) *apiError {
+	e := badRequest(field, format, a...)
+	e.Rule = rule
+	e.Message += " (rule " + rule + ")"
+	return e
+}
+
+// multilineFields may span lines; their text is left to the field's own
+// rule (a query's allows newlines and tabs, and no other control character).
+var multilineFields = map[string]bool{"query": true}
+
 // maxBodyBytes bounds a request body: a schedule is at most a few KB.
 const maxBodyBytes = 64 << 10
 
-// decodeBody reads one JSON object into dst: application/json, at most
-// maxBodyBytes, no unknown fields, nothing after the object. An empty body
-// is allowed when the body is optional.
+// decodeBody reads one JSON object into dst, a pointer to a struct:
+// application/json, at most maxBodyBytes, the keys as checkKeys requires,
+// nothing after the object. An empty body is allowed when the body is
+// optional.
 func decodeBody(r *http.Request, dst any, required bool) error {
 	return decodeJSON(r.Header.Get("Content-Type"), http.MaxBytesReader(nil, r.Body, maxBodyBytes), dst, required)
 }
@@ -46,6 +75,10 @@ func decodeJSON(contentType string, body io.Reader, dst any, required bool) erro
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body exceeds %d bytes", maxBodyBytes)}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &apiError{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "the request body did not arrive in the time allowed"}
 	}
 	if err != nil {
 		return badRequest("", "reading the request body: %v", err)
@@ -60,8 +93,10 @@ func decodeJSON(contentType string, body io.Reader, dst any, required bool) erro
 		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 			Message: fmt.Sprintf("Content-Type must be application/json, not %q", contentType)}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
+	if err := checkKeys(raw, dst); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
 	}
@@ -88,12 +123,80 @@ func jsonError(err error) *apiError {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("", "malformed JSON: the body ends too early")
 	}
-	// The decoder reports an unknown field as `json: unknown field "x"`.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		field, _ := strconv.Unquote(name)
-		return badRequest(field, "%s: unknown field", name)
-	}
 	return badRequest("", "malformed JSON: %v", err)
+}
+
+// checkKeys reads the top-level object of raw for what encoding/json lets
+// pass when it decodes into dst: it matches keys without regard to case (so
+// "Cron" sets cron) and lets a repeated key overwrite the first. Every key
+// must be exactly the JSON name of one of dst's fields and appear once, and
+// the string value of a single-line field must hold no control character (a
+// newline in a cron was stored as is). A body that is not an object, and
+// malformed JSON met on the way, are left to the decoder, whose errors say
+// what and where.
+func checkKeys(raw []byte, dst any) error {
+	fields := jsonFields(dst)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, isKey := tok.(string)
+		if err != nil || !isKey {
+			return nil
+		}
+		field, quoted := truncate(key, 40), strconv.Quote(truncate(key, 40))
+		if key == "" {
+			field = quoted // an answer names its field, the empty key as the body spells it
+		}
+		switch {
+		case seen[key]:
+			return refused(field, ruleDuplicateKey, "%s: appears more than once; a key may appear once", quoted)
+		case !fields[key]:
+			names := slices.Sorted(maps.Keys(fields))
+			for _, name := range names {
+				if strings.EqualFold(name, key) {
+					return refused(name, ruleKeyCase, "%s: keys are case-sensitive; the field is %q", quoted, name)
+				}
+			}
+			return refused(field, ruleUnknownField, "%s: unknown field; the fields are %s", quoted, strings.Join(names, ", "))
+		}
+		seen[key] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil
+		}
+		var text string
+		if multilineFields[key] || json.Unmarshal(value, &text) != nil {
+			continue
+		}
+		if i := strings.IndexFunc(text, unicode.IsControl); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(text[i:])
+			return refused(key, ruleControlCharacter, "%s: holds the control character %U at byte %d; it must be a single line of text", key, r, i)
+		}
+	}
+	return nil
+}
+
+// jsonFields are the JSON names of the fields of the struct dst points to.
+func jsonFields(dst any) map[string]bool {
+	t := reflect.TypeOf(dst).Elem()
+	names := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if !f.IsExported() || tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = true
+	}
+	return names
 }
 
 func jsonType(goType string) string {

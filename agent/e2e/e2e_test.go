@@ -225,8 +225,14 @@ func TestWorkerKilledMidRun(t *testing.T) {
 			steps := map[string]int{}
 			for _, c := range calls {
 				steps[c.Name]++
+				if c.Name == "decompose attempt 1 failed: no answer: the attempt timed out or its worker was lost" {
+					assert.Equal(t, int64(e.Settings.DecomposeMaxTokens), c.CompletionTokens, "charged its worst case")
+					assert.Greater(t, c.CostUSD, 0.0)
+				}
 			}
-			assert.Equal(t, 1, steps["decompose"], "the retried call is charged once")
+			assert.Equal(t, 1, steps["decompose attempt 1 failed: no answer: the attempt timed out or its worker was lost"],
+				"the attempt lost with its worker is charged, from its last heartbeat: %+v", calls)
+			assert.Equal(t, 1, steps["decompose"], "the retried call answered once")
 			assert.Equal(t, 1, steps["synthesise"])
 		})
 	}

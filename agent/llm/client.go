@@ -67,11 +67,15 @@ func Fingerprint(msgs []Message) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// APIError is an HTTP error answer from the server.
+// APIError is an HTTP error answer from the server, or an error it sent
+// inside a stream.
 type APIError struct {
 	Status     int
 	Message    string
 	RetryAfter time.Duration
+	// InStream is an error sent inside a stream that had begun: unlike an
+	// error status, it may come after tokens were generated, and billed.
+	InStream bool
 }
 
 func (e *APIError) Error() string {
@@ -82,6 +86,16 @@ func (e *APIError) Error() string {
 // and server errors; other client errors will fail the same way again.
 func (e *APIError) Retryable() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// Refused reports whether err is the provider refusing a call with an
+// error status before generating anything (a rate limit, a server error, a
+// bad request), which providers do not bill. Any other failure (a malformed
+// or cut-off answer, an error inside a stream, no answer in time) may come
+// after the provider generated tokens, and be billed.
+func Refused(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && !ae.InStream
 }
 
 // ErrMalformed is a response that is not the chat-completions format.
@@ -231,7 +245,7 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 			return nil, fmt.Errorf("%w: chunk %q: %v", ErrMalformed, truncate(data, 80), err)
 		}
 		if chunk.Error != nil {
-			return nil, &APIError{Status: http.StatusInternalServerError, Message: chunk.Error.Message}
+			return nil, &APIError{Status: http.StatusInternalServerError, Message: chunk.Error.Message, InStream: true}
 		}
 		if chunk.Model != "" {
 			model = chunk.Model

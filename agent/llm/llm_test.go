@@ -108,15 +108,18 @@ func TestFaults(t *testing.T) {
 				assert.True(t, ae.Retryable())
 				assert.Equal(t, time.Second, ae.RetryAfter)
 				assert.Contains(t, ae.Message, "rate limited")
+				assert.True(t, Refused(err), "a refusal is not billed")
 			}},
 			{Fault{Kind: FaultServerError, Times: 1}, func(t *testing.T, err error) {
 				var ae *APIError
 				require.ErrorAs(t, err, &ae)
 				assert.Equal(t, 500, ae.Status)
 				assert.True(t, ae.Retryable())
+				assert.True(t, Refused(err), "a refusal is not billed")
 			}},
 			{Fault{Kind: FaultMalformed, Times: 1}, func(t *testing.T, err error) {
 				require.ErrorIs(t, err, ErrMalformed)
+				assert.False(t, Refused(err), "a malformed answer may be billed")
 			}},
 		} {
 			t.Run(name+"/"+string(tt.fault.Kind), func(t *testing.T) {
@@ -134,6 +137,7 @@ func TestFaults(t *testing.T) {
 			defer cancel()
 			_, err := do(c, short, digestRequest(1))
 			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.False(t, Refused(err), "an answer that did not come in time may be billed")
 			start := time.Now()
 			_, err = do(c, testCtx(t, 30*time.Second), digestRequest(1))
 			require.NoError(t, err)
@@ -234,6 +238,7 @@ func TestStreamFormat(t *testing.T) {
 				var ae *APIError
 				require.ErrorAs(t, err, &ae)
 				assert.Equal(t, "overloaded", ae.Message)
+				assert.False(t, Refused(err), "an error inside a stream may come after billed tokens")
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/durabench/durabench/agent/store"
 	"github.com/durabench/durabench/agent/workflows"
@@ -42,8 +43,8 @@ func (e *TemporalError) Error() string {
 
 func (e *TemporalError) Unwrap() error { return e.Err }
 
-// StoreError is a store write that failed after Temporal was changed; the
-// Temporal change was rolled back (Rollback says how that went).
+// StoreError is a store write that failed; a Temporal change made for it
+// was rolled back (Rollback says how that went).
 type StoreError struct {
 	Op       string
 	Err      error
@@ -67,17 +68,22 @@ type Config struct {
 	// IDPrefix starts every Temporal schedule id this manager owns;
 	// reconciliation treats the others as someone else's.
 	IDPrefix string
-	// OrphanGrace spares a Temporal schedule without a row that is younger
-	// than this: it may be a create whose store write is still under way.
+	// OrphanGrace spares from reconciliation what may be a create still
+	// under way: a Temporal schedule without a live row, or a row left
+	// creating, younger than this.
 	OrphanGrace time.Duration
 	// OpenRunGrace: a run record open for longer than this is checked
 	// against its workflow by reconciliation.
 	OpenRunGrace time.Duration
+	// TriggerInterval is the least time between two manual triggers of one
+	// schedule; 0 sets no rate (a run in flight refuses a trigger all the
+	// same).
+	TriggerInterval time.Duration
 }
 
 // DefaultConfig is the configuration of `durabench agent serve`.
 func DefaultConfig() Config {
-	return Config{Limits: DefaultLimits(), TaskQueue: "durabench-agent", IDPrefix: "agent-", OrphanGrace: 5 * time.Minute, OpenRunGrace: time.Hour}
+	return Config{Limits: DefaultLimits(), TaskQueue: "durabench-agent", IDPrefix: "agent-", OrphanGrace: 5 * time.Minute, OpenRunGrace: time.Hour, TriggerInterval: time.Minute}
 }
 
 // Manager manages schedules in Temporal and the store.
@@ -155,6 +161,15 @@ func nonNil(v []string) []string {
 	return v
 }
 
+// overlapPolicy: a run still going at the next fire time makes that fire a
+// no-op rather than a second concurrent run with its own budget. Trigger
+// applies it to manual runs too.
+const overlapPolicy = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
+
+// live reports whether a row is one the user edits (active or paused), as
+// opposed to a create or delete under way, or a deleted row.
+func live(s store.Status) bool { return s == store.StatusActive || s == store.StatusPaused }
+
 // temporalOptions is the Temporal schedule for a row.
 func (m *Manager) temporalOptions(sc *store.Schedule) client.ScheduleOptions {
 	return client.ScheduleOptions{
@@ -166,9 +181,7 @@ func (m *Manager) temporalOptions(sc *store.Schedule) client.ScheduleOptions {
 			Args:      []any{workflows.ScheduledRunInput{ScheduleID: sc.ID, Trigger: "schedule"}},
 			TaskQueue: m.cfg.TaskQueue,
 		},
-		// A run still going at the next fire time makes that fire a no-op
-		// rather than a second concurrent run with its own budget.
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Overlap: overlapPolicy,
 		Paused:  sc.Status == store.StatusPaused,
 		Note:    sc.StatusReason,
 		Memo:    map[string]any{"schedule_id": sc.ID, "tenant_id": sc.TenantID, "user_id": sc.UserID},
@@ -181,29 +194,47 @@ func fromSpec(sc *store.Schedule, sp Spec) {
 	sc.Deliver, sc.ApprovedOperations = sp.Deliver, sp.ApprovedOperations
 }
 
-// Create validates in, creates the Temporal schedule, then the row (the
-// quota is checked atomically with the insert). When the row cannot be
-// written the Temporal schedule is deleted again.
+// Create validates in and inserts the row as creating, the quota checked
+// atomically with the insert, so that a refused create never reaches
+// Temporal; then it creates the Temporal schedule and marks the row active.
+// If Temporal refuses, the row is removed again. A crash between the steps
+// leaves a row creating, which is listed and counted in quotas as such, and
+// which reconciliation finishes (the Temporal schedule exists) or removes
+// (it does not).
 func (m *Manager) Create(ctx context.Context, scope store.Scope, in Input) (*View, error) {
 	sp, err := m.cfg.Limits.Validate(in, m.now())
 	if err != nil {
 		return nil, err
 	}
 	id := uuid.NewString()
-	sc := &store.Schedule{ID: id, TenantID: scope.TenantID, UserID: scope.UserID, TemporalID: m.cfg.IDPrefix + id, Status: store.StatusActive}
+	sc := &store.Schedule{ID: id, TenantID: scope.TenantID, UserID: scope.UserID, TemporalID: m.cfg.IDPrefix + id, Status: store.StatusCreating}
 	fromSpec(sc, sp)
-	handle, err := m.tc.ScheduleClient().Create(ctx, m.temporalOptions(sc))
-	if err != nil {
-		return nil, &TemporalError{Op: "create schedule", Err: err}
-	}
 	err = m.store.CreateSchedule(ctx, sc, store.Quota{PerUser: m.cfg.Limits.MaxPerUser, PerTenant: m.cfg.Limits.MaxPerTenant})
-	if err == nil {
-		return m.view(sc), nil
-	}
-	rb := handle.Delete(context.WithoutCancel(ctx))
 	var qe *store.QuotaError
-	if errors.As(err, &qe) && rb == nil {
+	if errors.As(err, &qe) {
 		return nil, ruleErr(RuleQuota, qe.Scope, "%s", qe.Error())
+	}
+	if err != nil {
+		return nil, &StoreError{Op: "create schedule", Err: err}
+	}
+	if _, err := m.tc.ScheduleClient().Create(ctx, m.temporalOptions(sc)); err != nil {
+		_, rb := m.store.SetStatus(context.WithoutCancel(ctx), store.Transition{ID: id, FromVersion: sc.Version, To: store.StatusDeleted,
+			Reason: "Temporal refused the create: " + err.Error(), Action: "schedule.create_failed"})
+		return nil, &TemporalError{Op: "create schedule", Err: err, Rollback: rb}
+	}
+	active, err := m.store.SetStatus(ctx, store.Transition{ID: id, FromVersion: sc.Version, To: store.StatusActive, Action: "schedule.activated"})
+	if err == nil {
+		return m.view(active), nil
+	}
+	var ce *store.ConflictError
+	if errors.As(err, &ce) && live(ce.Current.Status) {
+		return m.view(ce.Current), nil // reconciliation finished the create first
+	}
+	// Deleted meanwhile, or the store failed: the Temporal schedule goes.
+	// A row still creating is then removed by reconciliation.
+	rb := deleteTemporal(context.WithoutCancel(ctx), m.tc, sc.TemporalID)
+	if (ce != nil || errors.Is(err, store.ErrNotFound)) && rb == nil {
+		return nil, ErrConflict
 	}
 	return nil, &StoreError{Op: "create schedule", Err: err, Rollback: rb}
 }
@@ -245,12 +276,20 @@ func (m *Manager) List(ctx context.Context, scope store.Scope, status store.Stat
 	return views, next, nil
 }
 
-// Update replaces the schedule's settings: Temporal first, then the store;
-// if the store refuses, the old Temporal settings are put back.
+// Update replaces the schedule's settings. The store is written first,
+// conditional on the version read: of concurrent updates one wins and the
+// others get ErrConflict having written nothing, to Temporal either. The
+// winner then brings Temporal to the row as the store has it
+// (syncTemporal), so that an update never puts older settings over newer
+// ones. If Temporal cannot be written, the store change is undone, unless a
+// later change superseded it.
 func (m *Manager) Update(ctx context.Context, scope store.Scope, id string, in Input) (*View, error) {
 	sc, err := m.get(ctx, scope, id)
 	if err != nil {
 		return nil, err
+	}
+	if !live(sc.Status) {
+		return nil, ruleErr(RuleState, "status", "the schedule is %s", sc.Status)
 	}
 	sp, err := m.cfg.Limits.Validate(in, m.now())
 	if err != nil {
@@ -258,32 +297,87 @@ func (m *Manager) Update(ctx context.Context, scope store.Scope, id string, in I
 	}
 	old := *sc
 	fromSpec(sc, sp)
-	handle := m.tc.ScheduleClient().GetHandle(ctx, sc.TemporalID)
-	if err := m.setTemporal(ctx, handle, sc); err != nil {
-		return nil, &TemporalError{Op: "update schedule", Err: err}
-	}
 	if err := m.store.UpdateSchedule(ctx, sc); err != nil {
-		rb := m.setTemporal(context.WithoutCancel(ctx), handle, &old)
-		if errors.Is(err, store.ErrConflict) && rb == nil {
+		switch {
+		case errors.Is(err, store.ErrConflict):
 			return nil, ErrConflict
-		}
-		if errors.Is(err, store.ErrNotFound) && rb == nil {
+		case errors.Is(err, store.ErrNotFound):
 			return nil, ErrNotFound
 		}
-		return nil, &StoreError{Op: "update schedule", Err: err, Rollback: rb}
+		return nil, &StoreError{Op: "update schedule", Err: err}
+	}
+	if _, err := m.syncTemporal(ctx, sc.ID); err != nil {
+		old.Version = sc.Version
+		rb := m.store.UpdateSchedule(context.WithoutCancel(ctx), &old)
+		return nil, &TemporalError{Op: "update schedule", Err: err, Rollback: rb}
 	}
 	return m.view(sc), nil
 }
 
-// setTemporal makes the Temporal schedule's spec and action those of sc.
-func (m *Manager) setTemporal(ctx context.Context, h client.ScheduleHandle, sc *store.Schedule) error {
+// maxSyncPasses bounds syncTemporal: each pass beyond the first means the
+// row changed again while Temporal was being written.
+const maxSyncPasses = 5
+
+// syncTemporal brings the Temporal schedule of row id to the row as the
+// store has it now, and returns the drift it repaired. It reads the row
+// again after writing and goes round again if the row changed meanwhile, so
+// that of concurrent writers the last to write has read the newest row: one
+// that wrote an older row sees the newer version on its second read and
+// writes again. A row not active or paused belongs to the create or delete
+// under way, or to reconciliation, and is left alone.
+func (m *Manager) syncTemporal(ctx context.Context, id string) (drift, error) {
+	var total drift
+	for pass := 1; ; pass++ {
+		sc, err := m.store.LookupSchedule(ctx, id)
+		if err != nil || !live(sc.Status) {
+			return total, err
+		}
+		d, err := m.setTemporal(ctx, sc)
+		total = total.or(d)
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			// Gone from Temporal: fine if a delete took the row meanwhile.
+			if cur, lerr := m.store.LookupSchedule(ctx, id); lerr == nil && !live(cur.Status) {
+				return total, nil
+			}
+		}
+		if err != nil {
+			return total, err
+		}
+		cur, err := m.store.LookupSchedule(ctx, id)
+		if err != nil || cur.Version == sc.Version {
+			return total, err
+		}
+		if pass == maxSyncPasses {
+			return total, fmt.Errorf("the schedule changed %d times while Temporal was being written; reconciliation will align them", pass)
+		}
+	}
+}
+
+// setTemporal makes the Temporal schedule that of sc, unless it already
+// is: spec and action, and paused with its note when that differs. It
+// returns the drift it found.
+func (m *Manager) setTemporal(ctx context.Context, sc *store.Schedule) (drift, error) {
 	opts := m.temporalOptions(sc)
-	return h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+	var d drift
+	err := m.tc.ScheduleClient().GetHandle(ctx, sc.TemporalID).Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 		s := in.Description.Schedule
-		s.Spec = &opts.Spec
-		s.Action = opts.Action
+		d = driftOf(s, sc, m.now())
+		if !d.any() {
+			return nil, temporal.ErrSkipScheduleUpdate
+		}
+		s.Spec, s.Action = &opts.Spec, opts.Action
+		if d.paused {
+			st := client.ScheduleState{}
+			if s.State != nil {
+				st = *s.State
+			}
+			st.Paused, st.Note = opts.Paused, opts.Note
+			s.State = &st
+		}
 		return &client.ScheduleUpdate{Schedule: &s}, nil
 	}})
+	return d, err
 }
 
 // Pause pauses the owner's schedule; pausing a paused schedule is a no-op.
@@ -330,30 +424,42 @@ func (m *Manager) pause(ctx context.Context, sc *store.Schedule, reason, action 
 	}
 	updated, err := m.store.SetStatus(ctx, store.Transition{ID: sc.ID, FromVersion: sc.Version, To: store.StatusPaused, Reason: reason, Action: action})
 	if err != nil {
-		if cur := m.wonBy(ctx, err, sc.ID, store.StatusPaused); cur != nil {
-			return m.view(cur), nil
-		}
-		rb := h.Unpause(context.WithoutCancel(ctx), client.ScheduleUnpauseOptions{Note: "rolled back: " + err.Error()})
-		if errors.Is(err, store.ErrConflict) && rb == nil {
-			return nil, ErrConflict
-		}
-		return nil, &StoreError{Op: "pause schedule", Err: err, Rollback: rb}
+		return m.lost(ctx, err, sc.ID, store.StatusPaused, "pause schedule")
 	}
-	return m.view(updated), nil
+	return m.settled(ctx, updated), nil
 }
 
-// wonBy returns the schedule when err is a conflict with a concurrent
-// request that already brought it to the wanted state: the Temporal side is
-// in that state too, so there is nothing to roll back.
-func (m *Manager) wonBy(ctx context.Context, err error, id string, want store.Status) *store.Schedule {
-	if !errors.Is(err, store.ErrConflict) {
-		return nil
+// lost answers a pause or resume whose store transition failed after its
+// Temporal change. Temporal is not put back to what this request read,
+// which a concurrent winner may have changed since, but brought to the row
+// as the store has it. A conflict with a request that reached the wanted
+// state is success.
+func (m *Manager) lost(ctx context.Context, err error, id string, want store.Status, op string) (*View, error) {
+	_, rb := m.syncTemporal(context.WithoutCancel(ctx), id)
+	var ce *store.ConflictError
+	switch {
+	case errors.As(err, &ce) && ce.Current.Status == want:
+		return m.view(ce.Current), nil
+	case errors.Is(err, store.ErrConflict) && rb == nil:
+		return nil, ErrConflict
+	case errors.Is(err, store.ErrNotFound) && rb == nil:
+		return nil, ErrNotFound
 	}
-	cur, lerr := m.store.LookupSchedule(ctx, id)
-	if lerr != nil || cur.Status != want {
-		return nil
+	return nil, &StoreError{Op: op, Err: err, Rollback: rb}
+}
+
+// settled is the view of a committed pause or resume once Temporal is
+// checked against the store: an update that read the row before this
+// transition may have written the former paused state over ours. If the
+// check fails, the change stands (runs follow the store: a run of a
+// schedule paused there does nothing) and reconciliation aligns Temporal;
+// the failure is left in the audit trail.
+func (m *Manager) settled(ctx context.Context, sc *store.Schedule) *View {
+	if _, err := m.syncTemporal(ctx, sc.ID); err != nil {
+		_ = m.store.Audit(context.WithoutCancel(ctx), store.AuditEvent{Scope: sc.Scope(), ScheduleID: sc.ID, Action: "schedule.sync_failed",
+			Detail: "checking Temporal after " + string(sc.Status) + ": " + err.Error()})
 	}
-	return cur
+	return m.view(sc)
 }
 
 // Resume resumes the owner's schedule and clears its failure count;
@@ -376,61 +482,66 @@ func (m *Manager) Resume(ctx context.Context, scope store.Scope, id string) (*Vi
 	}
 	updated, err := m.store.SetStatus(ctx, store.Transition{ID: sc.ID, FromVersion: sc.Version, To: store.StatusActive, ResetFailures: true, Action: "schedule.resumed"})
 	if err != nil {
-		if cur := m.wonBy(ctx, err, sc.ID, store.StatusActive); cur != nil {
-			return m.view(cur), nil
-		}
-		rb := h.Pause(context.WithoutCancel(ctx), client.SchedulePauseOptions{Note: sc.StatusReason})
-		if errors.Is(err, store.ErrConflict) && rb == nil {
-			return nil, ErrConflict
-		}
-		return nil, &StoreError{Op: "resume schedule", Err: err, Rollback: rb}
+		return m.lost(ctx, err, sc.ID, store.StatusActive, "resume schedule")
 	}
-	return m.view(updated), nil
+	return m.settled(ctx, updated), nil
 }
+
+// maxDeleteAttempts bounds the retries of a delete whose transition to
+// deleting lost to a concurrent edit.
+const maxDeleteAttempts = 5
 
 // Delete deletes the owner's schedule completely or reports that it did
 // not: the row is marked deleting (so that a run firing meanwhile does
 // nothing), the Temporal schedule is deleted, then the row is marked
 // deleted. If Temporal refuses, the row goes back to its state and the
-// error is returned; the schedule is then exactly as before.
+// error is returned; the schedule is then exactly as before. Concurrent
+// deletes all succeed: one that loses the transition decides from the row
+// as the winner left it (deleting: finish it; deleted: done; edited: try
+// again), never from a later read that may show the delete already over.
 func (m *Manager) Delete(ctx context.Context, scope store.Scope, id string) error {
-	sc, err := m.get(ctx, scope, id)
+	cur, err := m.get(ctx, scope, id)
 	if err != nil {
 		return err
 	}
-	orig, cur := sc.Status, sc
-	if orig != store.StatusDeleting {
-		cur, err = m.store.SetStatus(ctx, store.Transition{ID: sc.ID, FromVersion: sc.Version, To: store.StatusDeleting, Reason: sc.StatusReason, Action: "schedule.deleting"})
+	// orig is the state to restore if Temporal refuses; a delete begun by
+	// another request is not ours to undo.
+	orig, origReason := cur.Status, cur.StatusReason
+	for attempt := 1; cur.Status != store.StatusDeleting; attempt++ {
+		next, err := m.store.SetStatus(ctx, store.Transition{ID: id, FromVersion: cur.Version, To: store.StatusDeleting, Reason: cur.StatusReason, Action: "schedule.deleting"})
+		var ce *store.ConflictError
 		switch {
+		case err == nil:
+			cur = next
 		case errors.Is(err, store.ErrNotFound):
 			return nil // a concurrent delete finished first
-		case errors.Is(err, store.ErrConflict):
-			// A concurrent delete took over: finish it with its intent.
-			if cur = m.wonBy(ctx, err, sc.ID, store.StatusDeleting); cur == nil {
-				return ErrConflict
-			}
-			orig = store.StatusDeleting
-		case err != nil:
+		case errors.As(err, &ce) && attempt < maxDeleteAttempts:
+			cur, orig, origReason = ce.Current, ce.Current.Status, ce.Current.StatusReason
+		case ce != nil:
+			return ErrConflict
+		default:
 			return err
 		}
 	}
-	if err := deleteTemporal(ctx, m.tc, sc.TemporalID); err != nil {
+	if err := deleteTemporal(ctx, m.tc, cur.TemporalID); err != nil {
 		var rb error
 		if orig != store.StatusDeleting {
-			_, rb = m.store.SetStatus(context.WithoutCancel(ctx), store.Transition{ID: sc.ID, FromVersion: cur.Version, To: orig, Reason: sc.StatusReason, Action: "schedule.delete_failed"})
+			_, rb = m.store.SetStatus(context.WithoutCancel(ctx), store.Transition{ID: id, FromVersion: cur.Version, To: orig, Reason: origReason, Action: "schedule.delete_failed"})
 		}
 		return &TemporalError{Op: "delete schedule", Err: err, Rollback: rb}
 	}
-	_, err = m.store.SetStatus(ctx, store.Transition{ID: sc.ID, FromVersion: cur.Version, To: store.StatusDeleted, Action: "schedule.deleted"})
+	_, err = m.store.SetStatus(ctx, store.Transition{ID: id, FromVersion: cur.Version, To: store.StatusDeleted, Action: "schedule.deleted"})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil // a concurrent delete finished first
-	case err != nil:
-		// The Temporal schedule is gone and the row says deleting:
-		// reconciliation finishes the delete.
-		return &StoreError{Op: "delete schedule", Err: err}
+	case err == nil, errors.Is(err, store.ErrNotFound):
+		return nil // ErrNotFound: a concurrent delete finished first
+	case errors.Is(err, store.ErrConflict):
+		// The request whose delete this finished put the row back after
+		// Temporal refused it.
+		return ErrConflict
 	}
-	return nil
+	// The Temporal schedule is gone and the row says deleting:
+	// reconciliation finishes the delete.
+	return &StoreError{Op: "delete schedule", Err: err}
 }
 
 // deleteTemporal deletes a Temporal schedule; one already gone is fine.
@@ -449,9 +560,20 @@ type Triggered struct {
 	TaskID string `json:"task_id"`
 }
 
+// triggerStartGrace is how long a claimed manual run that Temporal does not
+// know counts as in flight: its start may still be under way (the SDK gives
+// a start call 10 s, retries included, unless the caller's deadline is
+// longer). A claim released after a failed start does not count at all.
+const triggerStartGrace = time.Minute
+
 // Trigger runs the owner's active schedule now. It starts the same
 // workflow the schedule starts, with an id of our choosing, so that the
 // caller learns which run to read; Temporal's own trigger does not say.
+// The schedule's overlap policy holds for it (RuleOverlap while a run is
+// in flight) and so does the trigger rate (RuleTriggerRate, with
+// RetryAfter). The run is claimed in the store before it starts, by a
+// conditional write on the last claim, so that of concurrent triggers one
+// starts a run.
 func (m *Manager) Trigger(ctx context.Context, scope store.Scope, id string) (*Triggered, error) {
 	sc, err := m.get(ctx, scope, id)
 	if err != nil {
@@ -460,16 +582,102 @@ func (m *Manager) Trigger(ctx context.Context, scope store.Scope, id string) (*T
 	if sc.Status != store.StatusActive {
 		return nil, ruleErr(RuleState, "status", "the schedule is %s; resume it before triggering", sc.Status)
 	}
+	if err := m.checkInFlight(ctx, sc); err != nil {
+		return nil, err
+	}
+	if err := m.checkTriggerRate(sc); err != nil {
+		return nil, err
+	}
 	runID := sc.TemporalID + "-manual-" + uuid.NewString()
+	claim := store.TriggerClaim{ID: sc.ID, RunID: runID, PrevRunID: sc.LastTriggerRunID, PrevAt: sc.LastTriggerAt, MinInterval: m.cfg.TriggerInterval}
+	if _, err := m.store.ClaimTrigger(ctx, claim); err != nil {
+		var ce *store.ConflictError
+		switch {
+		case errors.As(err, &ce):
+			return nil, m.claimRefused(ce.Current, claim)
+		case errors.Is(err, store.ErrNotFound):
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
 	_, err = m.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: runID, TaskQueue: m.cfg.TaskQueue},
 		workflows.ScheduledRunName, workflows.ScheduledRunInput{ScheduleID: sc.ID, Trigger: "manual"})
 	if err != nil {
-		return nil, &TemporalError{Op: "start run", Err: err}
+		return nil, &TemporalError{Op: "start run", Err: err, Rollback: m.store.ReleaseTrigger(context.WithoutCancel(ctx), claim)}
 	}
 	if err := m.store.Audit(ctx, store.AuditEvent{Scope: scope, ScheduleID: sc.ID, RunID: runID, Action: "schedule.triggered"}); err != nil {
 		return nil, err
 	}
 	return &Triggered{RunID: runID, TaskID: runID + "-agent"}, nil
+}
+
+// checkInFlight refuses a trigger while a run of sc is in flight: one the
+// schedule started (Temporal lists those), or the last manual run, whose
+// workflow is still running or was claimed so recently that its start may
+// still be under way.
+func (m *Manager) checkInFlight(ctx context.Context, sc *store.Schedule) error {
+	var nf *serviceerror.NotFound
+	desc, err := m.tc.ScheduleClient().GetHandle(ctx, sc.TemporalID).Describe(ctx)
+	switch {
+	case errors.As(err, &nf):
+		// Missing from Temporal (reconciliation recreates it): it runs nothing.
+	case err != nil:
+		return &TemporalError{Op: "describe schedule", Err: err}
+	case len(desc.Info.RunningWorkflows) > 0:
+		return overlapErr(desc.Info.RunningWorkflows[0].WorkflowID)
+	}
+	if sc.LastTriggerRunID == "" {
+		return nil
+	}
+	run, err := m.tc.DescribeWorkflowExecution(ctx, sc.LastTriggerRunID, "")
+	switch {
+	case errors.As(err, &nf):
+		if m.now().Sub(sc.LastTriggerAt) < triggerStartGrace {
+			return overlapErr(sc.LastTriggerRunID)
+		}
+	case err != nil:
+		return &TemporalError{Op: "describe run", Err: err}
+	case run.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return overlapErr(sc.LastTriggerRunID)
+	}
+	return nil
+}
+
+func overlapErr(runID string) *RuleError {
+	return ruleErr(RuleOverlap, "trigger", "run %s of this schedule is in flight, and the schedule's overlap policy (%s) starts no second run beside it; wait for it to end or cancel its task",
+		runID, overlapPolicy)
+}
+
+// checkTriggerRate refuses a trigger sooner than TriggerInterval after the
+// last one, saying when to retry.
+func (m *Manager) checkTriggerRate(sc *store.Schedule) error {
+	if sc.LastTriggerAt.IsZero() || m.cfg.TriggerInterval <= 0 {
+		return nil
+	}
+	wait := sc.LastTriggerAt.Add(m.cfg.TriggerInterval).Sub(m.now())
+	if wait <= 0 {
+		return nil
+	}
+	e := ruleErr(RuleTriggerRate, "trigger", "the schedule was last triggered at %s; one manual trigger per %s is allowed, so retry in %s",
+		sc.LastTriggerAt.Format(time.RFC3339), m.cfg.TriggerInterval, wait.Round(time.Second))
+	e.RetryAfter = wait
+	return e
+}
+
+// claimRefused says why a trigger claim lost, from the row as the claim
+// found it: the schedule is no longer active, a concurrent trigger claimed
+// a run (which is now in flight), or the rate.
+func (m *Manager) claimRefused(cur *store.Schedule, claim store.TriggerClaim) error {
+	switch {
+	case cur.Status != store.StatusActive:
+		return ruleErr(RuleState, "status", "the schedule is %s; resume it before triggering", cur.Status)
+	case cur.LastTriggerRunID != claim.PrevRunID:
+		return overlapErr(cur.LastTriggerRunID)
+	}
+	if err := m.checkTriggerRate(cur); err != nil {
+		return err
+	}
+	return ErrConflict
 }
 
 // History is a page of runs with the schedule's cumulative totals.
@@ -479,9 +687,14 @@ type History struct {
 	Totals        store.RunTotals `json:"totals"`
 }
 
-// Runs returns the owner's schedule's runs, newest first, and its totals.
+// Runs returns the owner's schedule's runs, newest first, and its totals,
+// also after the schedule was deleted.
 func (m *Manager) Runs(ctx context.Context, scope store.Scope, id string, page store.Page) (*History, error) {
-	if _, err := m.get(ctx, scope, id); err != nil {
+	err := m.store.OwnsSchedule(ctx, scope, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
 		return nil, err
 	}
 	runs, next, err := m.store.ListRuns(ctx, scope, id, page)

@@ -141,11 +141,13 @@ func TestRulesRefuseBeforeTemporal(t *testing.T) {
 }
 
 // TestQuotaUnderConcurrentCreates: 20 creates at once against a quota of 5.
-// Each creates its Temporal schedule first; the 15 refused by the store's
-// atomic quota check are rolled back in Temporal.
+// The row is written first, with the quota checked atomically: the 15
+// refused never reach Temporal, which sees exactly 5 creates.
 func TestQuotaUnderConcurrentCreates(t *testing.T) {
 	eachBackend(t, agenttest.Options{NoWorker: true, Config: func(c *schedules.Config) { c.Limits.MaxPerUser = 5 }}, func(t *testing.T, e *agenttest.Env) {
 		ctx := ctxFor(t, 120*time.Second)
+		tc := &hookedCreates{Client: e.Client}
+		m := schedules.New(tc, e.Store, e.Config)
 		var (
 			wg      sync.WaitGroup
 			mu      sync.Mutex
@@ -159,7 +161,7 @@ func TestQuotaUnderConcurrentCreates(t *testing.T) {
 				defer wg.Done()
 				in := daily()
 				in.Name = fmt.Sprint("digest ", i)
-				v, err := e.Manager.Create(ctx, alice, in)
+				v, err := m.Create(ctx, alice, in)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -176,6 +178,7 @@ func TestQuotaUnderConcurrentCreates(t *testing.T) {
 		require.Empty(t, others)
 		assert.Len(t, created, 5)
 		assert.Equal(t, 15, refused)
+		assert.Equal(t, int64(5), tc.creates.Load(), "a create refused by the quota never reaches Temporal")
 		list, _, err := e.Manager.List(ctx, alice, "", store.Page{Limit: 100})
 		require.NoError(t, err)
 		assert.Len(t, list, 5)
@@ -429,6 +432,7 @@ func TestReconcile(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, rep.Recreated)
 		assert.Empty(t, rep.StatusFixed)
+		assert.Empty(t, rep.SpecFixed)
 		assert.Empty(t, rep.Errors)
 		assert.Equal(t, 3, rep.Checked)
 	})
@@ -438,7 +442,8 @@ func TestReconcile(t *testing.T) {
 // triggered run with its cost and tokens, a run stopped by its budget, a
 // restricted operation refused, and the pause after three failures.
 func TestRuns(t *testing.T) {
-	eachBackend(t, agenttest.Options{}, func(t *testing.T, e *agenttest.Env) {
+	// No trigger rate: the failures case triggers one schedule three times.
+	eachBackend(t, agenttest.Options{Config: func(c *schedules.Config) { c.TriggerInterval = 0 }}, func(t *testing.T, e *agenttest.Env) {
 		ctx := ctxFor(t, 180*time.Second)
 		trigger := func(t *testing.T, in schedules.Input) (*schedules.View, *store.Run) {
 			t.Helper()

@@ -12,7 +12,10 @@ import (
 	"unicode/utf8"
 
 	schedulepb "go.temporal.io/api/schedule/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/service/worker/scheduler"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/durabench/durabench/agent/tools"
 )
@@ -30,6 +33,12 @@ const (
 	RuleOperations  = "operations"
 	RuleQuota       = "quota"
 	RuleState       = "state"
+	// RuleOverlap refuses a manual trigger while a run of the schedule is in
+	// flight: the schedule's overlap policy is to skip, not to stack runs.
+	RuleOverlap = "overlap"
+	// RuleTriggerRate refuses a manual trigger sooner than
+	// Config.TriggerInterval after the previous one.
+	RuleTriggerRate = "trigger_rate"
 )
 
 // RuleError is input refused by a rule, naming the field and the rule.
@@ -37,6 +46,9 @@ type RuleError struct {
 	Rule    string
 	Field   string
 	Message string
+	// RetryAfter is when the request may succeed, for a refusal that time
+	// lifts (trigger_rate); zero otherwise.
+	RetryAfter time.Duration
 }
 
 func (e *RuleError) Error() string {
@@ -239,6 +251,53 @@ func CompileCron(expr, tz string) (*FireTimes, error) {
 		return nil, ruleErr(RuleCron, "cron", "%q: %v", expr, err)
 	}
 	return &FireTimes{spec: spec}, nil
+}
+
+// CompileSpec compiles a spec as Temporal describes it (a cron string
+// comes back as calendars) with the server's own code, so that it can be
+// compared with a row's cron by its fire times.
+func CompileSpec(sp *client.ScheduleSpec) (*FireTimes, error) {
+	pb := &schedulepb.ScheduleSpec{
+		StructuredCalendar:        calendarsPB(sp.Calendars),
+		ExcludeStructuredCalendar: calendarsPB(sp.Skip),
+		CronString:                sp.CronExpressions,
+		Jitter:                    durationpb.New(sp.Jitter),
+		TimezoneName:              sp.TimeZoneName,
+	}
+	for _, iv := range sp.Intervals {
+		pb.Interval = append(pb.Interval, &schedulepb.IntervalSpec{Interval: durationpb.New(iv.Every), Phase: durationpb.New(iv.Offset)})
+	}
+	if !sp.StartAt.IsZero() {
+		pb.StartTime = timestamppb.New(sp.StartAt)
+	}
+	if !sp.EndAt.IsZero() {
+		pb.EndTime = timestamppb.New(sp.EndAt)
+	}
+	spec, err := newSpecBuilder().NewCompiledSpec(pb)
+	if err != nil {
+		return nil, err
+	}
+	return &FireTimes{spec: spec}, nil
+}
+
+// calendarsPB is the SDK's calendars as the server has them: the ranges as
+// they are, an empty list of years meaning every year.
+func calendarsPB(cals []client.ScheduleCalendarSpec) []*schedulepb.StructuredCalendarSpec {
+	ranges := func(rs []client.ScheduleRange) []*schedulepb.Range {
+		out := make([]*schedulepb.Range, 0, len(rs))
+		for _, r := range rs {
+			out = append(out, &schedulepb.Range{Start: int32(r.Start), End: int32(r.End), Step: int32(r.Step)})
+		}
+		return out
+	}
+	out := make([]*schedulepb.StructuredCalendarSpec, 0, len(cals))
+	for _, c := range cals {
+		out = append(out, &schedulepb.StructuredCalendarSpec{
+			Second: ranges(c.Second), Minute: ranges(c.Minute), Hour: ranges(c.Hour), DayOfMonth: ranges(c.DayOfMonth),
+			Month: ranges(c.Month), Year: ranges(c.Year), DayOfWeek: ranges(c.DayOfWeek), Comment: c.Comment,
+		})
+	}
+	return out
 }
 
 // Next is the first fire time strictly after t, or the zero time if none.

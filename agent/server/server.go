@@ -53,6 +53,10 @@ type Options struct {
 	LLMModel   string
 	LLMPrice   llm.Price // of LLMModel, for budgets; zero uses the conservative default
 
+	// NotifyWebhook is the URL each notify delivery is posted to; empty
+	// records notifications in the audit trail only.
+	NotifyWebhook string
+
 	APIKeys        api.Keys // empty: one key is generated and printed
 	ReconcileEvery time.Duration
 	Config         schedules.Config
@@ -79,6 +83,8 @@ type Ready struct {
 	LLM       string `json:"llm"`
 	Model     string `json:"model"`
 	TaskQueue string `json:"task_queue"`
+	Notify    string `json:"notify"`    // where notify deliveries go
+	Simulator string `json:"simulator"` // the file recording the restricted operations' simulated requests
 }
 
 // Run serves until ctx ends, then shuts everything down in order.
@@ -102,6 +108,16 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	cleanups = append(cleanups, func() { ln.Close() })
 	ready.API = "http://" + ln.Addr().String()
+
+	ops, record, err := operations(o)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { record.Close() })
+	ready.Notify, ready.Simulator = "audit trail only", record.Name()
+	if ops.Webhook != nil {
+		ready.Notify = "webhook at " + ops.Webhook.Host()
+	}
 
 	st, desc, err := openStore(ctx, o)
 	if err != nil {
@@ -179,7 +195,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	w := worker.New(tc, o.Config.TaskQueue, worker.Options{})
 	workflows.Register(w, &workflows.Activities{
-		Store: st, LLM: lc, Corpus: corpus, HTTP: &http.Client{}, Schedules: mgr, Reconciler: mgr, Settings: settings,
+		Store: st, LLM: lc, Corpus: corpus, HTTP: &http.Client{}, Operations: ops, Schedules: mgr, Reconciler: mgr, Settings: settings,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -191,7 +207,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		}
 	}
 
-	hs := &http.Server{Handler: api.New(mgr, keys, log), ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(api.New(mgr, keys, log), readTimeout)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	b, _ := json.Marshal(ready)
@@ -207,6 +223,40 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return hs.Shutdown(sctx)
+}
+
+// readTimeout bounds the time a client takes to send a whole request,
+// headers and body (at most 64 KiB): without it, a client that sends its
+// body slowly or never holds a connection and a goroutine for as long as
+// it likes.
+const readTimeout = 30 * time.Second
+
+// newHTTPServer serves h with the read bounds. There is no write timeout:
+// it would drop, without a word, the answer of a request that waits long
+// on Temporal or the store, where the handler's own error says why.
+func newHTTPServer(h http.Handler, read time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: min(read, 10*time.Second), ReadTimeout: read, IdleTimeout: 2 * time.Minute}
+}
+
+// operations sets up what runs deliver to: the notify webhook, if one is
+// configured, and the simulator of the restricted operations, with the
+// file in DataDir it records their requests in (mode 0600: they hold
+// reports).
+func operations(o Options) (tools.Operations, *os.File, error) {
+	var ops tools.Operations
+	if o.NotifyWebhook != "" {
+		wh, err := tools.NewWebhook(o.NotifyWebhook)
+		if err != nil {
+			return ops, nil, &ConfigError{"--notify-webhook", err}
+		}
+		ops.Webhook = wh
+	}
+	f, err := os.OpenFile(filepath.Join(o.DataDir, "simulated-operations.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return ops, nil, &ConfigError{"--data-dir", err}
+	}
+	ops.Simulator = tools.NewSimulator(f)
+	return ops, f, nil
 }
 
 func openStore(ctx context.Context, o Options) (*store.Store, string, error) {

@@ -86,6 +86,10 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX audit_schedule ON audit_events (schedule_id, id)`,
 	}},
+	{2, "the latest manual trigger of each schedule", []string{
+		`ALTER TABLE schedules ADD COLUMN last_trigger_at BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE schedules ADD COLUMN last_trigger_run_id TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 func (s *Store) autoID() string {

@@ -223,6 +223,24 @@ func (s *Store) OpenRuns(ctx context.Context, startedBefore time.Time) ([]*Run, 
 	return collect(rows, scanRun)
 }
 
+// OwnsSchedule returns ErrNotFound unless the owner has a schedule of that
+// id, deleted or not: a deleted schedule's run history stays readable by
+// its owner, and only by its owner.
+func (s *Store) OwnsSchedule(ctx context.Context, scope Scope, scheduleID string) error {
+	if err := scope.check(); err != nil {
+		return err
+	}
+	var n int
+	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM schedules WHERE id = ? AND tenant_id = ? AND user_id = ?`,
+		scheduleID, scope.TenantID, scope.UserID).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // ListRuns returns a page of the runs of the owner's schedule, newest first.
 // The schedule may be deleted: its history stays readable by its owner.
 func (s *Store) ListRuns(ctx context.Context, scope Scope, scheduleID string, p Page) ([]*Run, string, error) {

@@ -15,10 +15,13 @@ import (
 // Status is a schedule's lifecycle state.
 type Status string
 
-// Schedule states. Deleting is the intent recorded before the Temporal
+// Schedule states. Creating is the row written before the Temporal
+// schedule exists, and deleting the intent recorded before the Temporal
 // schedule is deleted, so that a crash between the two steps leaves a row
-// that reconciliation finishes deleting rather than one it would recreate.
+// that reconciliation finishes or removes, rather than an orphan Temporal
+// schedule or a row it would recreate. Creating counts in quotas.
 const (
+	StatusCreating Status = "creating"
 	StatusActive   Status = "active"
 	StatusPaused   Status = "paused"
 	StatusDeleting Status = "deleting"
@@ -46,6 +49,12 @@ type Schedule struct {
 	Version             int64
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	// LastTriggerAt and LastTriggerRunID are the latest manual run claimed
+	// (zero and "" if none): they make the trigger rate and the overlap
+	// check atomic under concurrent triggers. They are not settings, so
+	// claiming one does not advance Version.
+	LastTriggerAt    time.Time
+	LastTriggerRunID string
 }
 
 // Scope is the owner of the schedule.
@@ -59,18 +68,19 @@ type Quota struct {
 
 const scheduleColumns = `id, tenant_id, user_id, name, cron, timezone, query, budget_usd, max_tokens,
 	timeout_seconds, deliver, approved_operations, temporal_id, status, status_reason,
-	consecutive_failures, version, created_at, updated_at`
+	consecutive_failures, version, created_at, updated_at, last_trigger_at, last_trigger_run_id`
 
 func scanSchedule(row interface{ Scan(...any) error }) (*Schedule, error) {
 	var (
 		sc                Schedule
 		deliver, approved string
 		created, updated  int64
+		triggered         int64
 		status            string
 	)
 	err := row.Scan(&sc.ID, &sc.TenantID, &sc.UserID, &sc.Name, &sc.Cron, &sc.Timezone, &sc.Query,
 		&sc.BudgetUSD, &sc.MaxTokens, &sc.TimeoutSeconds, &deliver, &approved, &sc.TemporalID, &status,
-		&sc.StatusReason, &sc.ConsecutiveFailures, &sc.Version, &created, &updated)
+		&sc.StatusReason, &sc.ConsecutiveFailures, &sc.Version, &created, &updated, &triggered, &sc.LastTriggerRunID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -85,6 +95,9 @@ func scanSchedule(row interface{ Scan(...any) error }) (*Schedule, error) {
 	}
 	sc.Status = Status(status)
 	sc.CreatedAt, sc.UpdatedAt = fromMicros(created), fromMicros(updated)
+	if triggered != 0 {
+		sc.LastTriggerAt = fromMicros(triggered)
+	}
 	return &sc, nil
 }
 
@@ -97,8 +110,9 @@ func jsonList(v []string) string {
 }
 
 // CreateSchedule inserts sc if the owner's and the tenant's live schedules
-// stay within q. Counting and inserting happen in one transaction that holds
-// a per-tenant lock, so concurrent creates cannot exceed the quota.
+// (every state but deleted, creating included) stay within q. Counting and
+// inserting happen in one transaction that holds a per-tenant lock, so
+// concurrent creates cannot exceed the quota.
 func (s *Store) CreateSchedule(ctx context.Context, sc *Schedule, q Quota) error {
 	if err := sc.Scope().check(); err != nil {
 		return err
@@ -138,7 +152,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc *Schedule, q Quota) error
 			}
 		}
 		if _, err := s.exec(ctx, tx, `INSERT INTO schedules (`+scheduleColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '')`,
 			sc.ID, sc.TenantID, sc.UserID, sc.Name, sc.Cron, sc.Timezone, sc.Query, sc.BudgetUSD, sc.MaxTokens,
 			sc.TimeoutSeconds, jsonList(sc.Deliver), jsonList(sc.ApprovedOperations), sc.TemporalID, string(sc.Status),
 			sc.StatusReason, sc.ConsecutiveFailures, sc.Version, micros(sc.CreatedAt), micros(sc.UpdatedAt)); err != nil {
@@ -318,29 +332,42 @@ type Transition struct {
 	Action        string // audit action, e.g. "schedule.paused"
 }
 
-// SetStatus applies t and returns the schedule as it now is.
+// SetStatus applies t and returns the schedule as it now is. A row whose
+// version is not t.FromVersion is a *ConflictError carrying the row as it
+// is; a deleted row is ErrNotFound. Either way nothing is written, the
+// audit event included.
 func (s *Store) SetStatus(ctx context.Context, t Transition) (*Schedule, error) {
 	var out *Schedule
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		cur, err := scanSchedule(s.queryRow(ctx, tx, `SELECT `+scheduleColumns+` FROM schedules WHERE id = ?`, t.ID))
+		cur, err := s.current(ctx, tx, t.ID)
 		if err != nil {
 			return err
 		}
-		if cur.Status == StatusDeleted {
-			return ErrNotFound
-		}
 		if cur.Version != t.FromVersion {
-			return ErrConflict
+			return &ConflictError{Current: cur}
 		}
 		failures := cur.ConsecutiveFailures
 		if t.ResetFailures {
 			failures = 0
 		}
 		now := s.now()
-		if _, err := s.exec(ctx, tx, `UPDATE schedules SET status = ?, status_reason = ?, consecutive_failures = ?,
+		res, err := s.exec(ctx, tx, `UPDATE schedules SET status = ?, status_reason = ?, consecutive_failures = ?,
 			version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
-			string(t.To), t.Reason, failures, micros(now), t.ID, t.FromVersion); err != nil {
+			string(t.To), t.Reason, failures, micros(now), t.ID, t.FromVersion)
+		if err != nil {
 			return err
+		}
+		// PostgreSQL (read committed) lets two transactions read the same
+		// version above; the second UPDATE then waits for the first to
+		// commit and matches no row. That transition changed nothing and
+		// must say so.
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			if cur, err = s.current(ctx, tx, t.ID); err != nil {
+				return err
+			}
+			return &ConflictError{Current: cur}
 		}
 		cur.Status, cur.StatusReason, cur.ConsecutiveFailures = t.To, t.Reason, failures
 		cur.Version++
@@ -349,4 +376,78 @@ func (s *Store) SetStatus(ctx context.Context, t Transition) (*Schedule, error) 
 		return s.audit(ctx, tx, AuditEvent{Scope: cur.Scope(), ScheduleID: cur.ID, Action: t.Action, Detail: t.Reason})
 	})
 	return out, err
+}
+
+// current reads a row in tx; a deleted or missing one is ErrNotFound.
+func (s *Store) current(ctx context.Context, tx *sql.Tx, id string) (*Schedule, error) {
+	cur, err := scanSchedule(s.queryRow(ctx, tx, `SELECT `+scheduleColumns+` FROM schedules WHERE id = ?`, id))
+	if err == nil && cur.Status == StatusDeleted {
+		return nil, ErrNotFound
+	}
+	return cur, err
+}
+
+// TriggerClaim reserves the next manual run of a schedule.
+type TriggerClaim struct {
+	ID    string
+	RunID string // the run being claimed
+	// PrevRunID and PrevAt are LastTriggerRunID and LastTriggerAt as the
+	// caller read them: a run claimed since then makes this claim a conflict.
+	PrevRunID string
+	PrevAt    time.Time
+	// MinInterval is the least time since the previous claim.
+	MinInterval time.Duration
+}
+
+// ClaimTrigger records c.RunID as the schedule's latest manual run, if the
+// schedule is active, no run was claimed since the caller read it, and the
+// previous claim is at least c.MinInterval old. Otherwise nothing changes
+// and the error is a *ConflictError with the row as it is (ErrNotFound for
+// a deleted one): of concurrent triggers exactly one claims.
+func (s *Store) ClaimTrigger(ctx context.Context, c TriggerClaim) (*Schedule, error) {
+	var out *Schedule
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := fromMicros(micros(s.now()))
+		res, err := s.exec(ctx, tx, `UPDATE schedules SET last_trigger_at = ?, last_trigger_run_id = ?
+			WHERE id = ? AND status = 'active' AND last_trigger_run_id = ? AND last_trigger_at <= ?`,
+			micros(now), c.RunID, c.ID, c.PrevRunID, micros(now.Add(-c.MinInterval)))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		cur, err := s.current(ctx, tx, c.ID)
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return &ConflictError{Current: cur}
+		}
+		out = cur
+		return nil
+	})
+	return out, err
+}
+
+// ReleaseTrigger undoes c when its run could not be started, so that a
+// trigger that started nothing neither counts against the rate nor looks
+// like a run in flight. A claim made since c is left alone (ErrConflict).
+func (s *Store) ReleaseTrigger(ctx context.Context, c TriggerClaim) error {
+	prevAt := int64(0)
+	if !c.PrevAt.IsZero() {
+		prevAt = micros(c.PrevAt)
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE schedules SET last_trigger_at = ?, last_trigger_run_id = ?
+		WHERE id = ? AND last_trigger_run_id = ?`, prevAt, c.PrevRunID, c.ID, c.RunID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return ErrConflict
+	}
+	return nil
 }

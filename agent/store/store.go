@@ -41,6 +41,17 @@ var (
 	ErrNoScope  = errors.New("tenant and user are required")
 )
 
+// ConflictError is ErrConflict with the row as the losing transaction saw
+// it, read in that same transaction: the caller decides what to do from the
+// state that beat it, not from a later read that may already show yet
+// another change.
+type ConflictError struct{ Current *Schedule }
+
+func (e *ConflictError) Error() string { return ErrConflict.Error() }
+
+// Is makes errors.Is(err, ErrConflict) hold.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
 // QuotaError is a create refused because the user or the tenant already
 // has as many live schedules as allowed.
 type QuotaError struct {

@@ -49,7 +49,7 @@ func TestMigrations(t *testing.T) {
 		ctx := testCtx(t)
 		v, err := s.SchemaVersion(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, 1, v)
+		assert.Equal(t, 2, v)
 	})
 	t.Run("reopen applies nothing twice", func(t *testing.T) {
 		ctx := testCtx(t)
@@ -59,7 +59,7 @@ func TestMigrations(t *testing.T) {
 			require.NoError(t, err)
 			v, err := s.SchemaVersion(ctx)
 			require.NoError(t, err)
-			assert.Equal(t, 1, v)
+			assert.Equal(t, 2, v)
 			require.NoError(t, s.Close())
 		}
 		dsn := storetest.PostgresDSN(t)
@@ -406,5 +406,162 @@ func TestListRunsPaging(t *testing.T) {
 		open, err := s.OpenRuns(ctx, time.Now().Add(time.Minute))
 		require.NoError(t, err)
 		assert.Len(t, open, 5)
+	})
+}
+
+// TestConcurrentTransitions races transitions from one version of a row:
+// exactly one applies and writes its audit event; every other reports a
+// conflict carrying the row as the winner left it and writes nothing. On
+// PostgreSQL the losers used to read the same version, have their UPDATE
+// match no row once the winner committed, and report success all the same.
+func TestConcurrentTransitions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		targets := []store.Status{store.StatusPaused, store.StatusDeleting}
+		for round := range 5 {
+			sc := newSchedule(alice, fmt.Sprint("round ", round))
+			require.NoError(t, s.CreateSchedule(ctx, sc, store.Quota{}))
+			const racers = 8
+			var (
+				wg    sync.WaitGroup
+				start = make(chan struct{})
+				won   = make(chan *store.Schedule, racers)
+				lost  = make(chan error, racers)
+			)
+			for i := range racers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					to := targets[i%len(targets)]
+					got, err := s.SetStatus(ctx, store.Transition{ID: sc.ID, FromVersion: sc.Version, To: to, Action: "test." + string(to)})
+					if err != nil {
+						lost <- err
+						return
+					}
+					won <- got
+				}()
+			}
+			close(start)
+			wg.Wait()
+			close(won)
+			close(lost)
+			require.Equal(t, 1, len(won), "round %d: exactly one transition applies, not %d", round, len(won))
+			winner := <-won
+			for err := range lost {
+				var ce *store.ConflictError
+				require.ErrorAs(t, err, &ce)
+				require.ErrorIs(t, err, store.ErrConflict)
+				assert.Equal(t, winner.Status, ce.Current.Status, "the conflict carries the winner's row")
+				assert.Equal(t, winner.Version, ce.Current.Version)
+			}
+			got, err := s.LookupSchedule(ctx, sc.ID)
+			require.NoError(t, err)
+			assert.Equal(t, winner.Status, got.Status)
+			assert.Equal(t, sc.Version+1, got.Version)
+			trail, err := s.AuditTrail(ctx, alice, sc.ID)
+			require.NoError(t, err)
+			require.Len(t, trail, 2, "the create and the one transition that happened")
+			assert.Equal(t, "test."+string(winner.Status), trail[1].Action)
+		}
+	})
+}
+
+// TestCreatingCountsInQuota: a row being created is listed with its status
+// and counts against the quota like a live one.
+func TestCreatingCountsInQuota(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		sc := newSchedule(alice, "being created")
+		sc.Status = store.StatusCreating
+		require.NoError(t, s.CreateSchedule(ctx, sc, store.Quota{PerUser: 1}))
+		list, _, err := s.ListSchedules(ctx, alice, "", store.Page{Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		assert.Equal(t, store.StatusCreating, list[0].Status)
+		var qe *store.QuotaError
+		require.ErrorAs(t, s.CreateSchedule(ctx, newSchedule(alice, "second"), store.Quota{PerUser: 1}), &qe)
+		_, err = s.SetStatus(ctx, store.Transition{ID: sc.ID, FromVersion: sc.Version, To: store.StatusDeleted, Action: "schedule.create_failed"})
+		require.NoError(t, err)
+		require.NoError(t, s.CreateSchedule(ctx, newSchedule(alice, "second"), store.Quota{PerUser: 1}), "a removed create frees its place")
+	})
+}
+
+// TestClaimTrigger: of concurrent claims on one schedule exactly one wins;
+// a claim is refused too soon after the last one, on a schedule not
+// active, and after a claim the caller did not see; a release undoes a
+// claim.
+func TestClaimTrigger(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		sc := newSchedule(alice, "triggered")
+		require.NoError(t, s.CreateSchedule(ctx, sc, store.Quota{}))
+
+		const racers = 8
+		var (
+			wg     sync.WaitGroup
+			start  = make(chan struct{})
+			mu     sync.Mutex
+			won    []string
+			others []error
+		)
+		for i := range racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				run := fmt.Sprint("run-", i)
+				_, err := s.ClaimTrigger(ctx, store.TriggerClaim{ID: sc.ID, RunID: run})
+				mu.Lock()
+				defer mu.Unlock()
+				var ce *store.ConflictError
+				switch {
+				case err == nil:
+					won = append(won, run)
+				case !errors.As(err, &ce):
+					others = append(others, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		require.Empty(t, others)
+		require.Len(t, won, 1, "exactly one concurrent claim wins")
+		cur, err := s.LookupSchedule(ctx, sc.ID)
+		require.NoError(t, err)
+		assert.Equal(t, won[0], cur.LastTriggerRunID)
+		assert.False(t, cur.LastTriggerAt.IsZero())
+		assert.Equal(t, sc.Version, cur.Version, "a claim is not a settings change")
+
+		next := store.TriggerClaim{ID: sc.ID, RunID: "run-next", PrevRunID: cur.LastTriggerRunID, PrevAt: cur.LastTriggerAt}
+		for _, tt := range []struct {
+			name  string
+			claim store.TriggerClaim
+		}{
+			{"too soon", store.TriggerClaim{ID: sc.ID, RunID: "run-x", PrevRunID: cur.LastTriggerRunID, MinInterval: time.Hour}},
+			{"a claim not seen", store.TriggerClaim{ID: sc.ID, RunID: "run-x", PrevRunID: "run-older"}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := s.ClaimTrigger(ctx, tt.claim)
+				var ce *store.ConflictError
+				require.ErrorAs(t, err, &ce)
+				assert.Equal(t, won[0], ce.Current.LastTriggerRunID, "nothing changed")
+			})
+		}
+		_, err = s.ClaimTrigger(ctx, next)
+		require.NoError(t, err)
+		require.NoError(t, s.ReleaseTrigger(ctx, next))
+		cur, err = s.LookupSchedule(ctx, sc.ID)
+		require.NoError(t, err)
+		assert.Equal(t, won[0], cur.LastTriggerRunID, "released: the previous claim is back")
+		assert.Equal(t, next.PrevAt, cur.LastTriggerAt)
+		require.ErrorIs(t, s.ReleaseTrigger(ctx, next), store.ErrConflict, "released once only")
+
+		paused, err := s.SetStatus(ctx, store.Transition{ID: sc.ID, FromVersion: cur.Version, To: store.StatusPaused, Action: "schedule.paused"})
+		require.NoError(t, err)
+		_, err = s.ClaimTrigger(ctx, store.TriggerClaim{ID: sc.ID, RunID: "run-paused", PrevRunID: paused.LastTriggerRunID})
+		var ce *store.ConflictError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, store.StatusPaused, ce.Current.Status)
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -21,6 +23,7 @@ const (
 	ErrTypeLLMRequest = "LLMRequestError" // the provider refused the request itself; retrying cannot help
 	ErrTypeLLMRetry   = "LLMUnavailable"
 	ErrTypeRestricted = "RestrictedOperation"
+	ErrTypeDelivery   = "DeliveryRefused" // the receiver refused the delivery itself; retrying cannot help
 )
 
 // SchedulePauser pauses a schedule in Temporal and the store; the schedule
@@ -68,6 +71,7 @@ type Activities struct {
 	LLM        *llm.Client
 	Corpus     *tools.Corpus
 	HTTP       *http.Client
+	Operations tools.Operations
 	Schedules  SchedulePauser
 	Reconciler Reconciler
 	Settings   Settings
@@ -140,26 +144,31 @@ func (a *Activities) PauseForFailures(ctx context.Context, in PauseForFailuresIn
 	return a.Schedules.PauseForFailures(ctx, in.ScheduleID, in.Reason)
 }
 
-// Chat makes one LLM call, heartbeating while it waits so that a worker
-// crash is noticed after the heartbeat timeout rather than the call timeout.
+// errNoAnswer is the error of an attempt that never reported its end.
+const errNoAnswer = "no answer: the attempt timed out or its worker was lost"
+
+// Chat makes one attempt of an LLM call. Temporal retries it on the server,
+// out of the workflow's sight, and a provider bills an attempt that answered
+// malformed or not in time, so the attempts are passed from one to the next
+// in the heartbeat details, this one counted as unanswered until it ends:
+// the workflow finds them all in the answer (the earlier ones), in the last
+// attempt's error, or, when that attempt timed out or its worker died, in
+// its last heartbeat. Heartbeating also lets a worker crash be noticed after
+// the heartbeat timeout rather than the call timeout.
 func (a *Activities) Chat(ctx context.Context, in ChatInput) (ChatOutput, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	info := activity.GetInfo(ctx)
-	if info.HeartbeatTimeout > 0 {
-		go func() {
-			t := time.NewTicker(info.HeartbeatTimeout / 3)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					activity.RecordHeartbeat(ctx)
-				}
-			}
-		}()
+	var earlier []Attempt
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &earlier); err != nil {
+			// Not this code's details: the earlier attempts are unknown.
+			activity.GetLogger(ctx).Warn("unreadable heartbeat details; earlier attempts are not charged", "error", err)
+			earlier = nil
+		}
 	}
+	inFlight := append(slices.Clone(earlier), Attempt{Number: info.Attempt, Error: errNoAnswer})
+	// The first heartbeat of an attempt is sent at once, before the call.
+	activity.RecordHeartbeat(ctx, inFlight)
+	stop := keepHeartbeating(ctx, info.HeartbeatTimeout, inFlight)
 	var (
 		resp *llm.Response
 		err  error
@@ -169,21 +178,70 @@ func (a *Activities) Chat(ctx context.Context, in ChatInput) (ChatOutput, error)
 	} else {
 		resp, err = a.LLM.Complete(ctx, in.Request)
 	}
+	stop()
 	if err != nil {
-		var ae *llm.APIError
-		if errors.As(err, &ae) && !ae.Retryable() {
-			return ChatOutput{}, temporal.NewNonRetryableApplicationError(ae.Error(), ErrTypeLLMRequest, err)
-		}
-		if errors.As(err, &ae) && ae.RetryAfter > 0 {
-			return ChatOutput{}, temporal.NewApplicationErrorWithOptions(ae.Error(), ErrTypeLLMRetry,
-				temporal.ApplicationErrorOptions{NextRetryDelay: ae.RetryAfter, Cause: err})
-		}
-		return ChatOutput{}, temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeLLMRetry, temporal.ApplicationErrorOptions{Cause: err})
+		attempts := append(slices.Clone(earlier), Attempt{Number: info.Attempt, Refused: llm.Refused(err), Error: attemptError(err)})
+		// The SDK sends this last heartbeat before it reports the failure,
+		// so the next attempt starts from it.
+		activity.RecordHeartbeat(ctx, attempts)
+		return ChatOutput{}, chatError(err, attempts)
 	}
 	return ChatOutput{
 		Content: resp.Content, Model: resp.Model, Usage: resp.Usage, Temperature: resp.Temperature,
-		Seed: resp.Seed, PromptFingerprint: resp.PromptFingerprint,
+		Seed: resp.Seed, PromptFingerprint: resp.PromptFingerprint, Attempt: info.Attempt, Earlier: earlier,
 	}, nil
+}
+
+// attemptError is the message of a failed attempt as it is recorded in a
+// call's name: short, and valid text without NUL, which PostgreSQL refuses
+// (a provider's error message is copied from its answer).
+func attemptError(err error) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(truncate(err.Error(), 200), "\x00", ""), "")
+}
+
+// keepHeartbeating records details every third of the heartbeat timeout
+// (if there is one) until stop is called; stop returns once it has stopped,
+// so that no heartbeat of it can overwrite a later one.
+func keepHeartbeating(ctx context.Context, timeout time.Duration, details []Attempt) (stop func()) {
+	if timeout <= 0 {
+		return func() {}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(timeout / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// A heartbeat without details would erase them on the server.
+				activity.RecordHeartbeat(ctx, details)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// chatError is the activity error for a failed attempt, carrying the
+// attempts so far.
+func chatError(err error, attempts []Attempt) error {
+	opts := temporal.ApplicationErrorOptions{Cause: err, Details: []any{attempts}}
+	var ae *llm.APIError
+	if errors.As(err, &ae) && !ae.Retryable() {
+		opts.NonRetryable = true
+		return temporal.NewApplicationErrorWithOptions(ae.Error(), ErrTypeLLMRequest, opts)
+	}
+	if errors.As(err, &ae) {
+		opts.NextRetryDelay = ae.RetryAfter // zero leaves the retry policy's interval
+	}
+	return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeLLMRetry, opts)
 }
 
 // Search queries the corpus.
@@ -197,8 +255,11 @@ func (a *Activities) Fetch(ctx context.Context, ref string) (string, error) {
 }
 
 // Deliver hands the report to an operation after checking the policy again
-// (the workflow checked it before the run spent anything). The outcome is
-// recorded in the run's audit trail, which is what the owner reads.
+// (the workflow checked it before the run spent anything): notify to the
+// webhook, a restricted operation to the simulator. What was done is
+// recorded in the run's audit trail, which is what the owner reads. A
+// failed attempt is retried by the activity's retry policy unless the
+// receiver refused the delivery itself.
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) error {
 	if err := (tools.Policy{Background: in.Background, Approved: in.ApprovedOperations}).Check(in.Operation); err != nil {
 		var re *tools.RestrictedError
@@ -211,8 +272,17 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) error {
 	if err != nil {
 		return err
 	}
+	done, err := a.Operations.Perform(ctx, tools.Delivery{Operation: in.Operation, TenantID: sc.TenantID, UserID: sc.UserID,
+		ScheduleID: sc.ID, ScheduleName: sc.Name, RunID: in.RunID, Report: in.Report})
+	var de *tools.DeliveryError
+	if errors.As(err, &de) && de.Permanent {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeDelivery, err)
+	}
+	if err != nil {
+		return err
+	}
 	return a.Store.Audit(ctx, store.AuditEvent{Scope: sc.Scope(), ScheduleID: sc.ID, RunID: in.RunID,
-		Action: "run.delivered." + in.Operation, Detail: truncate(in.Report, 2000)})
+		Action: "run.delivered." + in.Operation, Detail: truncate(done+"\n"+in.Report, 2000)})
 }
 
 func truncate(s string, n int) string {

@@ -204,12 +204,17 @@ func (r *agentRun) run(ctx workflow.Context) (string, error) {
 // listMarker is a bullet or number a model may put before each query.
 var listMarker = regexp.MustCompile(`^\s*(?:[-*•]|\d+[.)])\s*`)
 
-func (r *agentRun) decompose(ctx workflow.Context) ([]string, error) {
-	out, err := r.chat(ctx, "decompose", []llm.Message{
+// decomposeMessages ask the LLM to split query into at most n queries.
+func decomposeMessages(query string, n int) []llm.Message {
+	return []llm.Message{
 		{Role: "system", Content: fmt.Sprintf("You split a research request into at most %d short web search queries. %s",
-			r.in.MaxSubqueries, llm.DecomposeInstruction)},
-		{Role: "user", Content: r.in.Query},
-	}, r.in.DecomposeMaxTokens)
+			n, llm.DecomposeInstruction)},
+		{Role: "user", Content: query},
+	}
+}
+
+func (r *agentRun) decompose(ctx workflow.Context) ([]string, error) {
+	out, err := r.chat(ctx, "decompose", decomposeMessages(r.in.Query, r.in.MaxSubqueries), r.in.DecomposeMaxTokens)
 	if err != nil {
 		return nil, err
 	}
@@ -226,14 +231,20 @@ func (r *agentRun) decompose(ctx workflow.Context) ([]string, error) {
 	return queries, nil
 }
 
-// chat charges the call's worst case, makes it, and settles what it used.
+// chat makes an LLM call. Temporal retries it on the server, and a provider
+// bills an attempt that answered malformed or not in time as well as one
+// that answered, so the call reserves the worst case of every attempt it may
+// make, with as many attempts as the budget allows, and settles to the
+// charge of the attempts it reports (Attempt.Charge), each recorded as a
+// call of its own.
 func (r *agentRun) chat(ctx workflow.Context, step string, msgs []llm.Message, maxTokens int) (string, error) {
 	req := llm.Request{Model: r.in.Model, Messages: msgs, Temperature: r.in.Temperature, Seed: r.in.Seed, MaxTokens: maxTokens}
 	bound, err := llm.UpperBound(req)
 	if err != nil {
 		return "", &stopError{store.RunFailed, CodeLLM, err}
 	}
-	res, err := r.budget.Reserve("the "+step+" LLM call", bound.Cost(r.in.Price), bound.Tokens())
+	per := Reservation{USD: bound.Cost(r.in.Price), Tokens: bound.Tokens()}
+	attempts, res, err := r.budget.ReserveAttempts("the "+step+" LLM call", per, r.in.LLMAttempts)
 	if err != nil {
 		return "", &stopError{store.RunBudgetExceeded, CodeBudget, err}
 	}
@@ -242,32 +253,69 @@ func (r *agentRun) chat(ctx workflow.Context, step string, msgs []llm.Message, m
 		HeartbeatTimeout:    r.in.HeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: r.in.LLMAttempts, NonRetryableErrorTypes: []string{ErrTypeLLMRequest},
+			MaximumAttempts: attempts, NonRetryableErrorTypes: []string{ErrTypeLLMRequest},
 		},
 	})
 	var a *Activities
 	var out ChatOutput
-	if err := workflow.ExecuteActivity(actx, a.Chat, ChatInput{Request: req, Stream: r.in.Stream}).Get(ctx, &out); err != nil {
-		r.budget.Settle(res, 0, 0)
+	err = workflow.ExecuteActivity(actx, a.Chat, ChatInput{Request: req, Stream: r.in.Stream}).Get(ctx, &out)
+	tried := reportedAttempts(err)
+	if err == nil {
+		tried = append(out.Earlier, Attempt{Number: out.Attempt, Usage: &out.Usage})
+	}
+	var spent float64
+	var used int64
+	for _, at := range tried {
+		billed := at.Charge(bound)
+		call := store.Call{Kind: "llm", Name: step, Model: req.Model, Temperature: req.Temperature, Seed: req.Seed,
+			PromptFingerprint: llm.Fingerprint(msgs), PromptTokens: billed.PromptTokens,
+			CompletionTokens: billed.CompletionTokens, CostUSD: r.in.Price.Cost(billed)}
+		if at.Error != "" {
+			call.Name = fmt.Sprintf("%s attempt %d failed: %s", step, at.Number, at.Error)
+		} else {
+			call.Model, call.Temperature, call.Seed, call.PromptFingerprint = out.Model, out.Temperature, out.Seed, out.PromptFingerprint
+		}
+		call.Seq = int64(len(r.calls) + 1)
+		r.calls = append(r.calls, call)
+		r.prompt += billed.PromptTokens
+		r.complete += billed.CompletionTokens
+		spent += call.CostUSD
+		used += billed.PromptTokens + billed.CompletionTokens
+	}
+	r.budget.Settle(res, spent, used)
+	if err != nil {
 		if s := r.stopped(err); s != nil {
 			return "", s
 		}
 		return "", &stopError{store.RunFailed, CodeLLM, fmt.Errorf("%s LLM call: %w", step, err)}
 	}
-	cost := r.in.Price.Cost(out.Usage)
-	// Never settle above the reservation: a provider that reports more
-	// than the bound is charged the bound, which it cannot exceed in truth.
-	used := out.Usage.PromptTokens + out.Usage.CompletionTokens
-	r.budget.Settle(res, min(cost, res.USD), min(used, res.Tokens))
-	r.prompt += out.Usage.PromptTokens
-	r.complete += out.Usage.CompletionTokens
 	r.model = out.Model
-	r.calls = append(r.calls, store.Call{
-		Seq: int64(len(r.calls) + 1), Kind: "llm", Name: step, Model: out.Model, Temperature: out.Temperature,
-		Seed: out.Seed, PromptFingerprint: out.PromptFingerprint, PromptTokens: out.Usage.PromptTokens,
-		CompletionTokens: out.Usage.CompletionTokens, CostUSD: cost,
-	})
 	return out.Content, nil
+}
+
+// reportedAttempts are the attempts a failed LLM call reported: in its last
+// attempt's error, or in its last heartbeat when that attempt timed out. A
+// call the workflow stopped waiting for (a cancel, the task's deadline)
+// reports none.
+func reportedAttempts(err error) []Attempt {
+	var (
+		appErr  *temporal.ApplicationError
+		timeout *temporal.TimeoutError
+		decode  func(...any) error
+	)
+	switch {
+	case errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails():
+		decode = timeout.LastHeartbeatDetails
+	case errors.As(err, &appErr) && appErr.HasDetails():
+		decode = appErr.Details
+	default:
+		return nil
+	}
+	var attempts []Attempt
+	if decode(&attempts) != nil {
+		return nil // not the Chat activity's details
+	}
+	return attempts
 }
 
 // chargeTool charges a tool call before it runs; tool prices are exact.

@@ -82,7 +82,7 @@ type ResearchInput struct {
 	SearchDeadline     time.Duration      `json:"search_deadline"` // or after this long
 	DecomposeMaxTokens int                `json:"decompose_max_tokens"`
 	SynthesisMaxTokens int                `json:"synthesis_max_tokens"`
-	LLMAttempts        int32              `json:"llm_attempts"`
+	LLMAttempts        int32              `json:"llm_attempts"` // the most attempts of an LLM call; fewer if the budget cannot pay for them all
 	CallTimeout        time.Duration      `json:"call_timeout"`
 	HeartbeatTimeout   time.Duration      `json:"heartbeat_timeout"`
 	Stream             bool               `json:"stream"`
@@ -132,6 +132,22 @@ type ChatOutput struct {
 	Temperature       float64   `json:"temperature"`
 	Seed              int64     `json:"seed"`
 	PromptFingerprint string    `json:"prompt_fingerprint"`
+	Attempt           int32     `json:"attempt"`                    // the attempt that answered
+	Earlier           []Attempt `json:"earlier_attempts,omitempty"` // the attempts that failed before it
+}
+
+// Attempt is one attempt of an LLM call as the Chat activity knows it. The
+// activity passes the attempts of a call from one to the next in its
+// heartbeat details and reports them with its answer or its last failure;
+// the workflow charges each of them (Attempt.Charge).
+type Attempt struct {
+	Number int32      `json:"number"`
+	Usage  *llm.Usage `json:"usage,omitempty"` // as the provider reported it, when it did
+	// Refused is an error status from the provider, which it does not bill.
+	Refused bool `json:"refused,omitempty"`
+	// Error is why the attempt failed; an attempt still in flight carries
+	// errNoAnswer, which stands if it never reports again.
+	Error string `json:"error,omitempty"`
 }
 
 // DeliverInput hands the report to an operation, e.g. notify.
@@ -156,6 +172,9 @@ type ReconcileReport struct {
 	Recreated       []string `json:"recreated"`        // store rows whose Temporal schedule was missing
 	DeletedOrphans  []string `json:"deleted_orphans"`  // Temporal schedules without a live row
 	StatusFixed     []string `json:"status_fixed"`     // paused in one, active in the other
+	SpecFixed       []string `json:"spec_fixed"`       // Temporal fired at other times than the row's cron
+	FinishedCreates []string `json:"finished_creates"` // rows left "creating" whose Temporal schedule existed
+	RemovedCreates  []string `json:"removed_creates"`  // rows left "creating" whose Temporal schedule did not
 	FinishedDeletes []string `json:"finished_deletes"` // rows left in "deleting"
 	ClosedRuns      []string `json:"closed_runs"`      // open run records whose workflow had ended
 	Errors          []string `json:"errors"`

@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -77,12 +79,15 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// digestQuery is the query of the fixture's schedules.
+const digestQuery = "Daily digest about Temporal schedules, durable execution and LLM cost budgets"
+
 // schedule stores a schedule; edit adjusts it first.
 func (f *fixture) schedule(t *testing.T, edit func(*store.Schedule)) *store.Schedule {
 	t.Helper()
 	id := uuid.NewString()
 	sc := &store.Schedule{ID: id, TenantID: f.scope.TenantID, UserID: f.scope.UserID, Name: "digest", Cron: "0 9 * * *",
-		Timezone: "Asia/Tokyo", Query: "Daily digest about Temporal schedules, durable execution and LLM cost budgets",
+		Timezone: "Asia/Tokyo", Query: digestQuery,
 		BudgetUSD: 1, MaxTokens: 20000, TimeoutSeconds: 600, Deliver: []string{tools.OpNotify}, TemporalID: "agent-" + id}
 	if edit != nil {
 		edit(sc)
@@ -449,4 +454,208 @@ func TestBudget(t *testing.T) {
 	_, err = b.Reserve("d", 0, 1)
 	require.ErrorAs(t, err, &be, "tokens run out too")
 	assert.InDelta(t, 0.1, b.SpentUSD, 1e-12)
+}
+
+// decomposeBound is the most one attempt of a run's decompose call can use,
+// and its cost.
+func (f *fixture) decomposeBound(t *testing.T) (llm.Bound, float64) {
+	t.Helper()
+	st := f.acts.Settings
+	b, err := llm.UpperBound(llm.Request{Messages: decomposeMessages(digestQuery, st.MaxSubqueries), MaxTokens: st.DecomposeMaxTokens})
+	require.NoError(t, err)
+	return b, b.Cost(st.Pricing.For(st.Model))
+}
+
+// TestRetriedAttemptsAreCharged makes the LLM fail before it answers.
+// Temporal retries the call on the server, out of the workflow's sight; every
+// attempt is recorded as a call of its own, and the run's cost counts each:
+// a malformed answer at the attempt's worst case (the provider bills it and
+// reports nothing), a refusal (429, 500) at nothing.
+func TestRetriedAttemptsAreCharged(t *testing.T) {
+	type failed struct {
+		err    string
+		billed bool
+	}
+	malformed := failed{"malformed chat completions response", true}
+	for _, tt := range []struct {
+		name     string
+		faults   []llm.Fault
+		status   store.RunStatus
+		failed   []failed
+		requests int64
+	}{
+		{"malformed twice, then an answer", []llm.Fault{{Kind: llm.FaultMalformed, Times: 2}},
+			store.RunCompleted, []failed{malformed, malformed}, 4},
+		{"malformed every time", []llm.Fault{{Kind: llm.FaultMalformed}},
+			store.RunFailed, []failed{malformed, malformed, malformed}, 3},
+		{"refused twice, then an answer", []llm.Fault{{Kind: llm.FaultRateLimit, Times: 1}, {Kind: llm.FaultServerError, Times: 1}},
+			store.RunCompleted, []failed{{"HTTP 429", false}, {"HTTP 500", false}}, 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.acts.Settings.LLMAttempts = 3
+			bound, worst := f.decomposeBound(t)
+			sc := f.schedule(t, nil)
+			for _, fault := range tt.faults {
+				require.NoError(t, f.llm.Inject(fault))
+			}
+			out, runID := f.runScheduled(t, sc)
+			assert.Equal(t, tt.status, out.Status, out.Error)
+			assert.Equal(t, tt.requests, f.llmRequests())
+
+			r := f.run(t, runID)
+			calls, err := f.store.RunCalls(context.Background(), f.scope, runID)
+			require.NoError(t, err)
+			var attempts []store.Call
+			var total float64
+			var prompt, completion int64
+			for _, c := range calls {
+				total += c.CostUSD
+				prompt += c.PromptTokens
+				completion += c.CompletionTokens
+				if strings.HasPrefix(c.Name, "decompose attempt") {
+					attempts = append(attempts, c)
+				}
+			}
+			require.Len(t, attempts, len(tt.failed), "every failed attempt is recorded")
+			for i, c := range attempts {
+				assert.Contains(t, c.Name, fmt.Sprintf("decompose attempt %d failed: ", i+1))
+				assert.Contains(t, c.Name, tt.failed[i].err)
+				if tt.failed[i].billed {
+					assert.InDelta(t, worst, c.CostUSD, 1e-12, "charged its worst case")
+					assert.Equal(t, []int64{bound.PromptTokens, bound.CompletionTokens}, []int64{c.PromptTokens, c.CompletionTokens})
+				} else {
+					assert.Zero(t, c.CostUSD, "a refusal is not billed")
+					assert.Zero(t, c.PromptTokens+c.CompletionTokens)
+				}
+			}
+			assert.InDelta(t, total, r.CostUSD, 1e-9, "the run's cost counts every attempt")
+			assert.Equal(t, []int64{prompt, completion}, []int64{r.PromptTokens, r.CompletionTokens})
+			assert.LessOrEqual(t, r.CostUSD, sc.BudgetUSD)
+		})
+	}
+}
+
+// TestAttemptsShrinkToFitBudget: an LLM call reserves the worst case of each
+// attempt before it is made, so with less budget left it gets fewer
+// attempts (its retry policy's MaximumAttempts), and a run whose every
+// attempt fails still spends no more than its budget.
+func TestAttemptsShrinkToFitBudget(t *testing.T) {
+	for _, tt := range []struct {
+		worstCases float64 // the budget, in worst cases of a decompose attempt
+		attempts   int64
+		status     store.RunStatus
+	}{
+		{3.5, 3, store.RunFailed},
+		{2.5, 2, store.RunFailed},
+		{1.5, 1, store.RunFailed},
+		{0.5, 0, store.RunBudgetExceeded},
+	} {
+		t.Run(fmt.Sprintf("budget of %.1f attempts", tt.worstCases), func(t *testing.T) {
+			f := newFixture(t)
+			f.acts.Settings.LLMAttempts = 3
+			_, worst := f.decomposeBound(t)
+			sc := f.schedule(t, func(s *store.Schedule) { s.BudgetUSD = tt.worstCases * worst })
+			require.NoError(t, f.llm.Inject(llm.Fault{Kind: llm.FaultMalformed}))
+			out, runID := f.runScheduled(t, sc)
+			assert.Equal(t, tt.status, out.Status, out.Error)
+			assert.Equal(t, tt.attempts, f.llmRequests(), "attempts made")
+			r := f.run(t, runID)
+			assert.InDelta(t, float64(tt.attempts)*worst, r.CostUSD, 1e-12, "each attempt is charged")
+			assert.LessOrEqual(t, r.CostUSD, sc.BudgetUSD)
+		})
+	}
+}
+
+// TestChatHeartbeatsAttempts follows the attempts an LLM call passes on in
+// its heartbeats: each attempt first reports itself unanswered (so that an
+// attempt that times out or loses its worker is charged), then how it ended.
+func TestChatHeartbeatsAttempts(t *testing.T) {
+	f := newFixture(t)
+	f.acts.Settings.LLMAttempts = 3
+	sc := f.schedule(t, nil)
+	require.NoError(t, f.llm.Inject(llm.Fault{Kind: llm.FaultServerError, Times: 1}))
+	env := f.env(t)
+	var mu sync.Mutex
+	var beats [][]Attempt
+	env.SetOnActivityHeartbeatListener(func(info *activity.Info, details converter.EncodedValues) {
+		var a []Attempt
+		if info.ActivityType.Name != "Chat" || details.Get(&a) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		beats = append(beats, a)
+	})
+	env.ExecuteWorkflow(ScheduledRunName, ScheduledRunInput{ScheduleID: sc.ID, Trigger: "schedule"})
+	require.NoError(t, env.GetWorkflowError())
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.GreaterOrEqual(t, len(beats), 3, "%+v", beats)
+	refused := Attempt{Number: 1, Refused: true, Error: "chat completions: HTTP 500: server error (injected)"}
+	assert.Equal(t, []Attempt{{Number: 1, Error: errNoAnswer}}, beats[0], "the first attempt, before the call")
+	assert.Equal(t, []Attempt{refused}, beats[1], "how it ended, before the failure is reported")
+	assert.Equal(t, []Attempt{refused, {Number: 2, Error: errNoAnswer}}, beats[2], "the second attempt starts from it")
+}
+
+func TestReserveAttempts(t *testing.T) {
+	per := Reservation{USD: 0.1, Tokens: 100}
+	for _, tt := range []struct {
+		name   string
+		budget Budget
+		most   int32
+		want   int32
+	}{
+		{"all fit", Budget{MaxUSD: 1, MaxTokens: 1000}, 3, 3},
+		{"dollars for two", Budget{MaxUSD: 0.25, MaxTokens: 1000}, 3, 2},
+		{"tokens for two", Budget{MaxUSD: 1, MaxTokens: 250}, 3, 2},
+		{"spent and reserved count", Budget{MaxUSD: 1, MaxTokens: 1000, SpentUSD: 0.6, ReservedUSD: 0.25}, 3, 1},
+		{"at least one", Budget{MaxUSD: 1, MaxTokens: 1000}, 0, 1},
+		{"not even one", Budget{MaxUSD: 0.05, MaxTokens: 1000}, 3, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.budget
+			n, res, err := b.ReserveAttempts("c", per, tt.most)
+			if tt.want == 0 {
+				var be *BudgetExceededError
+				require.ErrorAs(t, err, &be)
+				assert.Equal(t, tt.budget, b, "nothing reserved")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, n)
+			assert.Equal(t, Reservation{USD: float64(n) * per.USD, Tokens: int64(n) * per.Tokens}, res)
+			assert.InDelta(t, tt.budget.ReservedUSD+res.USD, b.ReservedUSD, 1e-12)
+		})
+	}
+}
+
+func TestAttemptCharge(t *testing.T) {
+	bound := llm.Bound{PromptTokens: 100, CompletionTokens: 50}
+	for _, tt := range []struct {
+		name    string
+		attempt Attempt
+		want    llm.Usage
+	}{
+		{"answered", Attempt{Usage: &llm.Usage{PromptTokens: 40, CompletionTokens: 10}}, llm.Usage{PromptTokens: 40, CompletionTokens: 10}},
+		{"reported more than the bound", Attempt{Usage: &llm.Usage{PromptTokens: 400, CompletionTokens: 10}}, llm.Usage{PromptTokens: 100, CompletionTokens: 10}},
+		{"refused", Attempt{Refused: true, Error: "HTTP 429"}, llm.Usage{}},
+		{"malformed", Attempt{Error: "malformed"}, llm.Usage{PromptTokens: 100, CompletionTokens: 50}},
+		{"no answer", Attempt{Error: errNoAnswer}, llm.Usage{PromptTokens: 100, CompletionTokens: 50}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { assert.Equal(t, tt.want, tt.attempt.Charge(bound)) })
+	}
+}
+
+func TestAttemptError(t *testing.T) {
+	for _, tt := range []struct{ name, msg, want string }{
+		{"plain", "HTTP 500: overloaded", "HTTP 500: overloaded"},
+		{"NUL dropped", "bad\x00body", "badbody"},
+		{"invalid UTF-8 dropped", "bad\xffbody", "badbody"},
+		{"cut to 200 bytes", strings.Repeat("x", 300), strings.Repeat("x", 200)},
+		{"a rune cut in half is dropped", strings.Repeat("x", 199) + "é", strings.Repeat("x", 199)},
+	} {
+		t.Run(tt.name, func(t *testing.T) { assert.Equal(t, tt.want, attemptError(errors.New(tt.msg))) })
+	}
 }

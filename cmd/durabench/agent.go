@@ -22,6 +22,7 @@ const (
 	envAgentPostgres = "DURABENCH_AGENT_POSTGRES_DSN"
 	envAgentKeys     = "DURABENCH_AGENT_API_KEYS"
 	envAgentModel    = "DURABENCH_AGENT_MODEL"
+	envAgentNotify   = "DURABENCH_AGENT_NOTIFY_WEBHOOK"
 	envLLMBaseURL    = "OPENAI_BASE_URL"
 	envLLMAPIKey     = "OPENAI_API_KEY"
 	envTemporalAddr  = "TEMPORAL_ADDRESS"
@@ -52,11 +53,13 @@ func runAgentServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.LLMModel, "llm-model", os.Getenv(envAgentModel), "model name at the LLM endpoint (env "+envAgentModel+")")
 	fs.Float64Var(&priceIn, "llm-price-input", 0, "USD per million prompt tokens of --llm-model (default: a deliberately high rate)")
 	fs.Float64Var(&priceOut, "llm-price-output", 0, "USD per million completion tokens of --llm-model")
+	fs.StringVar(&o.NotifyWebhook, "notify-webhook", os.Getenv(envAgentNotify), "URL a run's report is POSTed to as JSON when it delivers to notify (retried; Idempotency-Key header); empty: the audit trail only (env "+envAgentNotify+")")
 	fs.Var(&keys, "api-key", "API key as KEY=TENANT:USER (repeatable; env "+envAgentKeys+" takes a comma-separated list); none: one is generated and printed")
 	fs.StringVar(&o.Config.TaskQueue, "task-queue", o.Config.TaskQueue, "Temporal task queue of the agent's workflows")
 	fs.DurationVar(&o.ReconcileEvery, "reconcile-every", 10*time.Minute, "how often reconciliation runs (0: never)")
 	fs.DurationVar(&lim.MinInterval, "min-interval", lim.MinInterval, "minimum time between any two fire times of a schedule")
 	fs.Float64Var(&lim.MaxBudgetUSD, "max-budget-usd", lim.MaxBudgetUSD, "system cap of a run's budget in USD")
+	fs.DurationVar(&o.Config.TriggerInterval, "min-trigger-interval", o.Config.TriggerInterval, "least time between two manual triggers of one schedule (0: no limit; a trigger while a run is in flight is refused all the same)")
 	fs.IntVar(&lim.MaxPerUser, "max-per-user", lim.MaxPerUser, "live schedules per user")
 	fs.IntVar(&lim.MaxPerTenant, "max-per-tenant", lim.MaxPerTenant, "live schedules per tenant")
 	fs.Int64Var(&o.Settings.MaxConsecutiveFailures, "max-consecutive-failures", o.Settings.MaxConsecutiveFailures, "failed runs in a row that pause a schedule (0: never)")
@@ -84,6 +87,8 @@ func runAgentServe(args []string, stdout, stderr io.Writer) error {
 		return usagef("--max-per-user/--max-per-tenant: must not be negative")
 	case o.ReconcileEvery < 0:
 		return usagef("--reconcile-every: must not be negative")
+	case o.Config.TriggerInterval < 0:
+		return usagef("--min-trigger-interval: must not be negative")
 	}
 	lim.DefaultBudgetUSD = min(lim.DefaultBudgetUSD, lim.MaxBudgetUSD)
 	o.LLMPrice = llm.Price{InputPerMTok: priceIn, OutputPerMTok: priceOut}
