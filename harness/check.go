@@ -28,6 +28,7 @@ type Check struct {
 	mu      sync.Mutex
 	done    bool
 	charts  []evidence.Chart
+	tables  []evidence.Table
 	gate    map[string]evidence.GateRule
 	pred    string // the predicate that decided the outcome, if one did
 }
@@ -73,6 +74,21 @@ func (c *Check) Chart(ch evidence.Chart) {
 		c.t.Fatalf("harness: chart %s added to check %s after its outcome", ch.ID, c.id)
 	}
 	c.charts = append(c.charts, ch)
+}
+
+// Table attaches a table of observed values to the check's evidence; call
+// it before the outcome is recorded.
+func (c *Check) Table(tb evidence.Table) {
+	c.t.Helper()
+	if err := tb.Validate(); err != nil {
+		c.t.Fatalf("harness: %v", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		c.t.Fatalf("harness: table %q added to check %s after its outcome", tb.Title, c.id)
+	}
+	c.tables = append(c.tables, tb)
 }
 
 // Gate marks metric name (recorded as name_p50 with its interval) as one
@@ -161,7 +177,7 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 	r := evidence.Record{
 		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
 		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
-		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts, Gate: c.gate,
+		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts, Tables: c.tables, Gate: c.gate,
 		Predicate: c.pred, Attempt: c.env.attempt,
 	}
 	if now, ok := readCPUTimes(); ok && c.cpuOK {

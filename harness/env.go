@@ -178,6 +178,15 @@ func (e *Env) MetricsURL() string {
 	return e.server.MetricsURL()
 }
 
+// HTTPAddress is the shared embedded server's HTTP API host:port, "" when
+// the server is external (its HTTP port is not known to the harness).
+func (e *Env) HTTPAddress() string {
+	if e.server == nil {
+		return ""
+	}
+	return e.server.HTTPAddress()
+}
+
 // Dial returns a client of the package environment, closed at test end.
 func (e *Env) Dial(t testing.TB) client.Client {
 	t.Helper()

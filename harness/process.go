@@ -21,6 +21,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/worker"
+
+	"github.com/durabench/durabench/harness/serverinfo"
 )
 
 // ServerOptions configure a dev server child process.
@@ -32,17 +34,28 @@ type ServerOptions struct {
 	DynamicConfig map[string]string
 	// Metrics exposes the server's Prometheus endpoint on a free port.
 	Metrics bool
-}
-
-// serverInfo is the JSON line `durabench devserver` prints when ready.
-type serverInfo struct {
-	Ready         bool              `json:"ready"`
-	Address       string            `json:"address"`
-	MetricsURL    string            `json:"metrics_url"`
-	Persistence   string            `json:"persistence"`
-	ServerVersion string            `json:"server_version"`
-	DynamicConfig map[string]string `json:"dynamic_config"`
-	PID           int               `json:"pid"`
+	// Backend is the persistence; the zero value is a SQLite file. A SQL
+	// backend gets databases of its own, dropped at the end of the test;
+	// check BackendAvailable first.
+	Backend Backend
+	// HistoryShards is the number of history shards (default 1).
+	HistoryShards int
+	// Namespaces registered at start; default "default".
+	Namespaces []string
+	// ArchivalDir enables the filestore archiver under this directory.
+	ArchivalDir string
+	// JWKSURL enables the server's default JWT claim mapper and authorizer
+	// with keys from this URL (permissions claim "permissions").
+	JWKSURL string
+	// Cluster makes the server a member of a cluster on a SQL backend; with
+	// Services a subset of frontend, history, matching and worker, the
+	// process runs only those. FrontendAddress is a frontend of the cluster
+	// for a member without one. ShareDatabaseOf puts the member on another
+	// server's databases (that server drops them).
+	Cluster         bool
+	Services        []string
+	FrontendAddress string
+	ShareDatabaseOf *Server
 }
 
 // Server is a dev server child process that can be killed and restarted on
@@ -51,11 +64,13 @@ type Server struct {
 	bin     string
 	args    []string
 	dir     string
-	info    serverInfo
+	info    serverinfo.Info
 	mu      sync.Mutex
 	proc    *child
 	starts  int
 	stopped bool
+	drop    []string // the command that drops a SQL backend's databases
+	store   []string // the devserver flags naming a SQL backend's databases
 }
 
 // CanKillServer reports whether this environment lets a test kill and
@@ -74,16 +89,34 @@ func (e *Env) StartServer(t testing.TB, o ServerOptions) *Server {
 	if e.External {
 		t.Fatalf("harness: StartServer in external mode; check CanKillServer first")
 	}
-	s, err := startServer(e, o)
+	s, err := e.TryStartServer(t, o)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
+	}
+	return s
+}
+
+// TryStartServer is StartServer for a setup that may not start (a schema
+// the database rejects, say): the error is returned, for the evidence,
+// instead of failing the test.
+func (e *Env) TryStartServer(t testing.TB, o ServerOptions) (*Server, error) {
+	t.Helper()
+	if e.External {
+		t.Fatalf("harness: TryStartServer in external mode; check CanKillServer first")
+	}
+	s, err := startServer(e, o)
+	if err != nil {
+		return nil, err
 	}
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
 			t.Logf("harness: stopping server: %v", err)
 		}
+		if err := s.dropDatabases(); err != nil {
+			t.Errorf("harness: %v", err)
+		}
 	})
-	return s
+	return s, nil
 }
 
 func startServer(e *Env, o ServerOptions) (*Server, error) {
@@ -100,8 +133,45 @@ func startServer(e *Env, o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	args := []string{"devserver", "--port", strconv.Itoa(port), "--log-level", "warn"}
-	if !o.InMemory {
+	var drop, store []string
+	switch {
+	case o.ShareDatabaseOf != nil:
+		args = append(args, o.ShareDatabaseOf.store...)
+	case o.Backend != SQLite:
+		if o.InMemory {
+			return nil, fmt.Errorf("ServerOptions: InMemory is for SQLite, not %s", o.Backend)
+		}
+		db, err := databaseName(e.Package)
+		if err != nil {
+			return nil, err
+		}
+		store = o.Backend.storeArgs(db)
+		args = append(args, store...)
+		drop = append([]string{"devserver"}, store...)
+		drop = append(drop, "--drop-databases")
+	case !o.InMemory:
 		args = append(args, "--db-file", filepath.Join(dir, "temporal.db"))
+	}
+	if o.HistoryShards > 0 {
+		args = append(args, "--history-shards", strconv.Itoa(o.HistoryShards))
+	}
+	for _, ns := range o.Namespaces {
+		args = append(args, "--namespace", ns)
+	}
+	if o.ArchivalDir != "" {
+		args = append(args, "--archival-dir", o.ArchivalDir)
+	}
+	if o.JWKSURL != "" {
+		args = append(args, "--auth-jwks-url", o.JWKSURL)
+	}
+	if o.Cluster {
+		args = append(args, "--cluster")
+	}
+	if len(o.Services) > 0 {
+		args = append(args, "--services", strings.Join(o.Services, ","))
+	}
+	if o.FrontendAddress != "" {
+		args = append(args, "--frontend-address", o.FrontendAddress)
 	}
 	if o.Metrics {
 		mp, err := freeLoopbackPort()
@@ -113,9 +183,9 @@ func startServer(e *Env, o ServerOptions) (*Server, error) {
 	for k, v := range o.DynamicConfig {
 		args = append(args, "--dynamic-config-value", k+"="+v)
 	}
-	s := &Server{bin: bin, args: args, dir: dir}
+	s := &Server{bin: bin, args: args, dir: dir, drop: drop, store: store}
 	if err := s.start(); err != nil {
-		return nil, err
+		return nil, errors.Join(err, s.dropDatabases())
 	}
 	return s, nil
 }
@@ -132,7 +202,7 @@ func (s *Server) start() error {
 		s.starts++
 		logPath := filepath.Join(s.dir, fmt.Sprintf("server-%d.log", s.starts))
 		c, err = startChild(exec.Command(s.bin, s.args...), logPath, 90*time.Second, func(line string) bool {
-			var info serverInfo
+			var info serverinfo.Info
 			if json.Unmarshal([]byte(line), &info) == nil && info.Ready {
 				s.info = info
 				return true
@@ -147,11 +217,20 @@ func (s *Server) start() error {
 		return fmt.Errorf("dev server: %w", err)
 	}
 	s.proc = c
+	if s.info.Address == "" { // a cluster member without a frontend
+		return nil
+	}
 	return waitHealthy(s.info.Address, 60*time.Second)
 }
 
 // Address is the frontend host:port; it stays the same across restarts.
 func (s *Server) Address() string { return s.info.Address }
+
+// Binary is the durabench binary the server runs from.
+func (s *Server) Binary() string { return s.bin }
+
+// HTTPAddress is the frontend's HTTP API host:port; it changes on restart.
+func (s *Server) HTTPAddress() string { return s.info.HTTPAddress }
 
 // MetricsURL is the Prometheus endpoint, empty unless ServerOptions.Metrics.
 func (s *Server) MetricsURL() string { return s.info.MetricsURL }
@@ -191,6 +270,26 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	return s.proc.terminate(30 * time.Second)
+}
+
+// Info is what the server announced when it last started: persistence,
+// schema versions, shards, archival and authorization settings.
+func (s *Server) Info() serverinfo.Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info
+}
+
+// dropDatabases drops a SQL backend's databases; nothing for SQLite.
+func (s *Server) dropDatabases() error {
+	if s.drop == nil {
+		return nil
+	}
+	out, err := exec.Command(s.bin, s.drop...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("dropping databases (%s): %w: %s", strings.Join(s.drop, " "), err, out)
+	}
+	return nil
 }
 
 // Dial returns a client of this server for the default namespace.

@@ -375,7 +375,29 @@ func (m *markdown) item(it Item) {
 		checks = append(checks, []string{code(c.ID), level, m.kind(c), txt(t.pick(c.TitleEN, c.TitleJA)), outcome, m.observed(c), repro})
 	}
 	m.table(t.checkCols, checks)
+	m.tables(it)
 	m.charts(it)
+}
+
+// tables prints the tables of observed values the item's checks recorded,
+// each under the id of its check.
+func (m *markdown) tables(it Item) {
+	for _, c := range it.Checks {
+		if c.Record == nil {
+			continue
+		}
+		for _, tb := range c.Record.Tables {
+			m.para(code(c.ID) + " — " + txt(tb.Title))
+			rows := make([][]string, len(tb.Rows))
+			for i, r := range tb.Rows {
+				rows[i] = make([]string, len(r))
+				for j, v := range r {
+					rows[i][j] = txt(v)
+				}
+			}
+			m.table(tb.Columns, rows)
+		}
+	}
 }
 
 // charts embeds the SVGs of the item's charts (written by the report command

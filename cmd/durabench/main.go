@@ -24,6 +24,14 @@ type usageError struct{ err error }
 func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
+// unavailableError is a service the command needs that did not answer (a
+// database server, say): the caller gets exit status 3, so that a harness
+// can report its checks as not measured rather than failed.
+type unavailableError struct{ err error }
+
+func (u unavailableError) Error() string { return u.err.Error() }
+func (u unavailableError) Unwrap() error { return u.err }
+
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 type command struct {
@@ -70,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		var ue usageError
 		if errors.As(err, &ue) {
 			return 2
+		}
+		var ua unavailableError
+		if errors.As(err, &ua) {
+			return 3
 		}
 		return 1
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/server/common/dynamicconfig"
 )
 
 func TestValidate(t *testing.T) {
@@ -42,6 +43,22 @@ func TestValidate(t *testing.T) {
 		{name: "not sqlite", opts: Options{DBFile: notSQLite}, field: "--db-file", message: "not a SQLite database"},
 		{name: "empty namespace", opts: Options{Namespaces: []string{""}}, field: "--namespace", message: "must not be empty"},
 		{name: "bad log level", opts: Options{LogLevel: "loud"}, field: "--log-level", message: "not debug"},
+		{name: "postgres", opts: Options{Persistence: "postgres", DSN: "postgres://u@127.0.0.1:5432/db"}},
+		{name: "mysql with postgres visibility", opts: Options{Persistence: "mysql", DSN: "mysql://root@127.0.0.1:3306/db", VisibilityDSN: "postgres://u@127.0.0.1:5432/v"}},
+		{name: "unknown persistence", opts: Options{Persistence: "cassandra"}, field: "--persistence", message: "not sqlite, postgres or mysql"},
+		{name: "dsn missing", opts: Options{Persistence: "postgres"}, field: "--dsn", message: "required"},
+		{name: "dsn with sqlite", opts: Options{DSN: "postgres://u@h:1/db"}, field: "--dsn", message: "--db-file"},
+		{name: "db file with postgres", opts: Options{Persistence: "postgres", DSN: "postgres://u@h:1/db", DBFile: "x.db"}, field: "--db-file", message: "takes --dsn"},
+		{name: "dsn scheme mismatch", opts: Options{Persistence: "mysql", DSN: "postgres://u@h:1/db"}, field: "--dsn", message: "does not match"},
+		{name: "dsn without port", opts: Options{Persistence: "postgres", DSN: "postgres://u@h/db"}, field: "--dsn", message: "HOST:PORT"},
+		{name: "dsn without database", opts: Options{Persistence: "postgres", DSN: "postgres://u@h:1"}, field: "--dsn", message: "database name"},
+		{name: "dsn with quote", opts: Options{Persistence: "postgres", DSN: "postgres://u@h:1/a%22b"}, field: "--dsn", message: "database name"},
+		{name: "dsn not a url", opts: Options{Persistence: "postgres", DSN: "postgres://u@h:1/%zz"}, field: "--dsn", message: "does not parse"},
+		{name: "bad visibility dsn", opts: Options{Persistence: "postgres", DSN: "postgres://u@h:1/db", VisibilityDSN: "sqlite://x"}, field: "--visibility-dsn", message: "scheme"},
+		{name: "shards zero means one", opts: Options{HistoryShards: 0}},
+		{name: "shards too many", opts: Options{HistoryShards: 5000}, field: "--history-shards", message: "outside 1..1024"},
+		{name: "archival dir missing", opts: Options{ArchivalDir: filepath.Join(dir, "nope")}, field: "--archival-dir", message: "not an existing directory"},
+		{name: "jwks not http", opts: Options{JWKSURL: "file:///keys.json"}, field: "--auth-jwks-url", message: "not an http(s) URL"},
 	}
 	if os.Geteuid() != 0 { // root can write a read-only file
 		tests = append(tests, testCase{name: "read-only file", opts: Options{DBFile: readOnly}, field: "--db-file", message: "for writing"})
@@ -91,6 +108,47 @@ func TestParseDynamicConfigValue(t *testing.T) {
 	}
 }
 
+func TestParseDSN(t *testing.T) {
+	c, err := parseDSN("mysql://root:pw@127.0.0.1:3306/temporal?timeout=5s", "mysql")
+	require.NoError(t, err)
+	assert.Equal(t, "mysql8", c.PluginName)
+	assert.Equal(t, "temporal", c.DatabaseName)
+	assert.Equal(t, "127.0.0.1:3306", c.ConnectAddr)
+	assert.Equal(t, "root", c.User)
+	assert.Equal(t, "pw", c.Password)
+	assert.Equal(t, map[string]string{"timeout": "5s"}, c.ConnectAttributes)
+
+	o := Options{Persistence: "mysql", DSN: "mysql://root@h:1/db"}
+	main, vis, err := sqlStores(o)
+	require.NoError(t, err)
+	assert.Equal(t, "db_visibility", vis.DatabaseName, "visibility defaults to the same server")
+	assert.Equal(t, "'READ-COMMITTED'", main.ConnectAttributes["tx_isolation"], "MariaDB lacks transaction_isolation")
+	o.DSN += "?transaction_isolation=READ-COMMITTED"
+	main, _, err = sqlStores(o)
+	require.NoError(t, err)
+	assert.NotContains(t, main.ConnectAttributes, "tx_isolation", "an isolation the user set is kept")
+}
+
+// FuzzParseDSN: any string either parses into a config whose database name
+// is safe to quote into CREATE DATABASE, or is refused with a message.
+func FuzzParseDSN(f *testing.F) {
+	for _, s := range []string{"postgres://u@127.0.0.1:5432/db", "mysql://root:x@h:3306/t?a=b", "postgres://h/db", "", "::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		c, err := parseDSN(dsn, "")
+		if err != nil {
+			require.NotEmpty(t, err.Error())
+			return
+		}
+		require.NotEmpty(t, c.DatabaseName)
+		require.NotContains(t, c.DatabaseName, `"`)
+		require.NotContains(t, c.DatabaseName, "`")
+		require.NotContains(t, c.DatabaseName, ";")
+		require.NotEmpty(t, c.ConnectAddr)
+	})
+}
+
 func FuzzParseDynamicConfigValue(f *testing.F) {
 	for _, s := range []string{"a=1", "b=true", "c=\"x\"", "=", "k=[1,2]", "k={a: 1}"} {
 		f.Add(s)
@@ -117,5 +175,32 @@ func TestStartAndRestartOnFile(t *testing.T) {
 		p, _ := strconv.Atoi(port)
 		assert.NotZero(t, p)
 		require.NoError(t, srv.Stop())
+	}
+}
+
+func TestConstrainedValue(t *testing.T) {
+	tests := []struct {
+		name, kv    string
+		constrained bool
+		wantErr     string
+	}{
+		{name: "scalar kept", kv: "frontend.namespaceRPS=5"},
+		{name: "plain list kept", kv: "k=[1, 2]"},
+		{name: "namespace-scoped", kv: "frontend.namespaceRPS=[{constraints: {namespace: noisy}, value: 5}]", constrained: true},
+		{name: "unknown constraint", kv: "frontend.namespaceRPS=[{constraints: {planet: mars}, value: 5}]", wantErr: "frontend.namespaceRPS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, v, err := ParseDynamicConfigValue(tt.kv)
+			require.NoError(t, err)
+			got, err := constrainedValue(k, v)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			_, isConstrained := got.([]dynamicconfig.ConstrainedValue)
+			assert.Equal(t, tt.constrained, isConstrained, "%#v", got)
+		})
 	}
 }

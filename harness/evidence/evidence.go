@@ -46,6 +46,7 @@ type Record struct {
 	Started   time.Time          `json:"started"`
 	Duration  float64            `json:"duration_s"`
 	Charts    []Chart            `json:"charts,omitempty"` // data the report draws
+	Tables    []Table            `json:"tables,omitempty"` // observed figures the report prints as tables
 	// Gate names the metrics a baseline comparison gates on, by base name:
 	// each has NAME_p50 with its bootstrap interval NAME_p50_lo and
 	// NAME_p50_hi in Metrics. Only figures stable from run to run belong
@@ -130,6 +131,27 @@ func (c Chart) Validate() error {
 		}
 		if c.Kind != Histogram && len(s.X) != len(s.Y) {
 			return fmt.Errorf("chart %s: series %q: fields x and y: must have the same length (%d, %d)", c.ID, s.Name, len(s.X), len(s.Y))
+		}
+	}
+	return nil
+}
+
+// Table is a small table of observed values (one row per backend, say) that
+// the report prints under the item; every cell is something this run saw.
+type Table struct {
+	Title   string     `json:"title"`
+	Columns []string   `json:"columns"`
+	Rows    [][]string `json:"rows"`
+}
+
+// Validate checks what rendering needs.
+func (t Table) Validate() error {
+	if t.Title == "" || len(t.Columns) == 0 || len(t.Rows) == 0 {
+		return fmt.Errorf("table %q: fields title, columns and rows must not be empty", t.Title)
+	}
+	for i, r := range t.Rows {
+		if len(r) != len(t.Columns) {
+			return fmt.Errorf("table %q: row %d has %d cells for %d columns", t.Title, i+1, len(r), len(t.Columns))
 		}
 	}
 	return nil
