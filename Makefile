@@ -20,11 +20,13 @@ BASELINE := reports/baseline.json
 COMPARE_FLAGS ?=
 CURRENT  := bin/current
 
-# Scenario packages run two at a time, then PF alone: PF's timings must not
-# share the two cores with another package. Every other package's timing
-# checks hold beside one other package (on 2 cores EX, RT, SG and WF side by
-# side took 232 s against 396 s one at a time, with identical outcomes).
-ALONE    := ./scenarios/pf/
+# Scenario packages run two at a time, then OP and PF alone, one after the
+# other: PF's timings, OP's scaling and noisy-neighbour ratios and OP's
+# database servers must not share the two cores with another package. Every
+# other package's timing checks hold beside one other package (on 2 cores
+# EX, RT, SG and WF side by side took 232 s against 396 s one at a time, with
+# identical outcomes).
+ALONE    := ./scenarios/op/ ./scenarios/pf/
 PAIRED   := $(filter-out $(ALONE),$(patsubst %,./%,$(sort $(dir $(wildcard scenarios/*/*_test.go)))))
 
 export DURABENCH_BIN := $(BIN)

@@ -361,6 +361,11 @@ func (w *Worker) PID() int { return w.proc.cmd.Process.Pid }
 // Kill SIGKILLs the worker and waits for it to exit.
 func (w *Worker) Kill() error { return w.proc.kill() }
 
+// Stop sends the worker SIGTERM (it stops polling and finishes what it
+// holds) and waits for it to exit; after grace it is SIGKILLed and Stop
+// reports that it ignored the signal.
+func (w *Worker) Stop(grace time.Duration) error { return w.proc.terminate(grace) }
+
 // runRole is the body of a worker child process.
 func runRole(name string, roles map[string]WorkerRole) int {
 	role, ok := roles[name]

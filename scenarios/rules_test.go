@@ -14,6 +14,7 @@ import (
 	"github.com/durabench/durabench/harness/predicate"
 	"github.com/durabench/durabench/scenarios/cp"
 	"github.com/durabench/durabench/scenarios/ex"
+	"github.com/durabench/durabench/scenarios/op"
 	"github.com/durabench/durabench/scenarios/rt"
 	"github.com/durabench/durabench/scenarios/vr"
 )
@@ -29,6 +30,7 @@ var predicates = map[string]func() []predicate.Spec{
 	"pf": nil,
 	"vr": vr.Predicates,
 	"cp": cp.Predicates,
+	"op": op.Predicates,
 }
 
 // fromFirstCheck are the categories in which every check must be decided by

@@ -1,0 +1,9 @@
+package op
+
+import (
+	"testing"
+
+	"github.com/durabench/durabench/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m, "op", roles) }
