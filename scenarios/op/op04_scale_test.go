@@ -460,6 +460,16 @@ func testOP04SaturationJoinLeave(t *testing.T) {
 			t.Fatal(err)
 		}
 		counts := harness.EventCounts(events)
+		// A workflow task that waited on the stopped worker's sticky queue
+		// times out schedule-to-start and goes back to the normal queue:
+		// that is how the server releases a leaving worker's work, not a
+		// failed task; it is counted apart.
+		for _, ev := range harness.EventsOf(events, enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT) {
+			if ev.GetWorkflowTaskTimedOutEventAttributes().GetTimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+				jl.stickyReleases++
+				counts[enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT]--
+			}
+		}
 		for _, typ := range scaleFailedEvents {
 			failedEvents[typ] += counts[typ]
 			jl.failedTasks += counts[typ]
@@ -516,10 +526,10 @@ func testOP04SaturationJoinLeave(t *testing.T) {
 	harness.Decide(jlCheck, joinLeavePredicate, jl, fmt.Sprintf(
 		"shared server; %d jobs of %s on one queue: worker %d (%d slots) alone, worker %d joined once the server reported a backlog of %d or more and %d jobs were done, and ran %d jobs; worker %d got SIGTERM %.2f s after the join "+
 			"(it finishes held activities, grace %s) and exited %.2f s later: it ran %d jobs, %d begun before and %d after the signal, %d unfinished; %d jobs began after it exited. "+
-			"%d of %d runs completed, highest attempt %d, failed or timed-out task events in history %v (total %d); %s; first failed run: %v; waits: %v",
+			"%d of %d runs completed, highest attempt %d, failed or timed-out task events in history %v (total %d), sticky workflow tasks released by a schedule-to-start timeout %d; %s; first failed run: %v; waits: %v",
 		jobJobs, jobLatency, leaver.PID(), scaleSlots, joiner.PID(), jobBacklogShown, jobLeaverFirst, jl.joinerJobs, leaver.PID(), stopAt.Sub(joinAt).Seconds(), scaleStopGrace,
 		exitAt.Sub(stopAt).Seconds(), jl.leaverJobs, jl.leaverJobs-afterStop, afterStop, jl.leaverUnfinished, jl.afterLeave,
-		jl.completed, jl.jobs, jl.maxAttempt, failedEvents, jl.failedTasks, ledgerNote, jl.err, waitErrs),
+		jl.completed, jl.jobs, jl.maxAttempt, failedEvents, jl.failedTasks, jl.stickyReleases, ledgerNote, jl.err, waitErrs),
 		map[string]float64{"joiner_jobs": float64(jl.joinerJobs), "leaver_jobs": float64(jl.leaverJobs), "after_leave_jobs": float64(jl.afterLeave)})
 }
 

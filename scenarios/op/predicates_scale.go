@@ -105,6 +105,7 @@ type joinLeave struct {
 	afterLeave       int            // jobs begun after the leaving worker's process ended
 	leaverExited     bool           // the leaving worker's process ended
 	failedTasks      int            // failed or timed-out activity and workflow tasks in history
+	stickyReleases   int            // sticky workflow tasks that timed out schedule-to-start (the release of a leaving worker's work; not judged)
 	maxAttempt       int32          // highest activity attempt
 	err              error          // the first failed run
 }
