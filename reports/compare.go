@@ -165,8 +165,16 @@ func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 			out.Regressions = append(out.Regressions, Regression{Kind: "stars", Item: cur.ID,
 				Detail: fmt.Sprintf("measured at %d in the baseline, not measured now (%s)", *b.Stars, cur.Reason)})
 		case *cur.Stars < *b.Stars:
-			out.add(Regression{Kind: "stars", Item: cur.ID,
-				Detail: fmt.Sprintf("%d → %d (%s)", *b.Stars, *cur.Stars, cur.Reason)}, o, newlyFailed(b, cur))
+			failed := newlyFailed(b, cur)
+			detail := fmt.Sprintf("%d → %d (%s)", *b.Stars, *cur.Stars, cur.Reason)
+			// What the failed checks observed, so that a CI log that keeps
+			// no evidence still says what went wrong.
+			for _, c := range failed {
+				if c.Detail != "" {
+					detail += fmt.Sprintf("; %s observed: %s", c.ID, c.Detail)
+				}
+			}
+			out.add(Regression{Kind: "stars", Item: cur.ID, Detail: detail}, o, failed)
 		}
 		compareMetrics(b, cur, o, &out)
 	}

@@ -38,6 +38,11 @@ func TestCompare(t *testing.T) {
 	}{
 		{name: "same", base: []jsonItem{ex(stars(5)), steady}, cur: []jsonItem{ex(stars(5)), steady}, metrics: 2},
 		{name: "stars drop", base: []jsonItem{ex(stars(5))}, cur: []jsonItem{ex(stars(3))}, want: []string{"stars EX-01: 5 → 3 (level 4 failed)"}},
+		{name: "stars drop names what the failed check observed",
+			base: []jsonItem{{ID: "EX-01", Stars: stars(5), Checks: []jsonCheck{{ID: "EX-01.a", Outcome: "passed"}}}},
+			cur: []jsonItem{{ID: "EX-01", Stars: stars(4), Reason: "level 5 failed: [EX-01.a]",
+				Checks: []jsonCheck{{ID: "EX-01.a", Outcome: "failed", Detail: "the run completed on v1 code"}}}},
+			want: []string{"stars EX-01: 5 → 4 (level 5 failed: [EX-01.a]); EX-01.a observed: the run completed on v1 code"}},
 		{name: "no longer measured", base: []jsonItem{ex(stars(5))}, cur: []jsonItem{ex(nil)}, want: []string{"not measured now"}},
 		{name: "newly measured is fine", base: []jsonItem{ex(nil)}, cur: []jsonItem{ex(stars(2))}},
 		{name: "fail-close fails", base: []jsonItem{ex(nil)}, cur: []jsonItem{ex(stars(2))},

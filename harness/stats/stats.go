@@ -65,6 +65,30 @@ func Bootstrap(xs []float64, f func([]float64) float64) (lo, hi float64) {
 	return quantile(est, 0.025), quantile(est, 0.975)
 }
 
+// BootstrapRatio returns the percentile-bootstrap 95% interval of
+// f(num)/f(den), the two samples resampled independently (such as a p95
+// under load over the p95 alone). A resampled denominator of 0 or less
+// counts as 1e-9, so the ratio stays finite.
+func BootstrapRatio(num, den []float64, f func([]float64) float64) (lo, hi float64) {
+	if len(num) == 0 || len(den) == 0 {
+		return 0, 0
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	est := make([]float64, bootstrapResamples)
+	rn, rd := make([]float64, len(num)), make([]float64, len(den))
+	for i := range est {
+		for j := range rn {
+			rn[j] = num[rng.IntN(len(num))]
+		}
+		for j := range rd {
+			rd[j] = den[rng.IntN(len(den))]
+		}
+		est[i] = f(rn) / max(f(rd), 1e-9)
+	}
+	slices.Sort(est)
+	return quantile(est, 0.025), quantile(est, 0.975)
+}
+
 // SummarizeRounds summarises samples taken in rounds (independent runs of
 // the same measurement, such as one workflow each): the figures are those of
 // all samples pooled, but the median's interval comes from resampling whole

@@ -138,3 +138,36 @@ func TestSummarizeRounds(t *testing.T) {
 		t.Errorf("one round: %+v, want the plain summary", one)
 	}
 }
+
+func TestBootstrapRatio(t *testing.T) {
+	p95 := func(xs []float64) float64 { return Quantile(xs, 0.95) }
+	scaled := func(xs []float64, k float64) []float64 {
+		out := make([]float64, len(xs))
+		for i, x := range xs {
+			out[i] = x * k
+		}
+		return out
+	}
+	base := ramp(200)
+	tests := []struct {
+		name     string
+		num, den []float64
+		lo, hi   float64 // the interval must lie in [lo, hi] and contain the true ratio
+		truth    float64
+	}{
+		{"same sample", base, base, 0.8, 1.25, 1},
+		{"twice as slow", scaled(base, 2), base, 1.6, 2.5, 2},
+		{"half", scaled(base, 0.5), base, 0.4, 0.625, 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lo, hi := BootstrapRatio(tt.num, tt.den, p95)
+			assert.LessOrEqual(t, lo, tt.truth)
+			assert.GreaterOrEqual(t, hi, tt.truth)
+			assert.GreaterOrEqual(t, lo, tt.lo)
+			assert.LessOrEqual(t, hi, tt.hi)
+		})
+	}
+	lo, hi := BootstrapRatio(nil, base, p95)
+	assert.Equal(t, []float64{0, 0}, []float64{lo, hi}, "an empty sample has no interval")
+}

@@ -69,6 +69,9 @@ func TestOP03(t *testing.T) {
 			chk.NotMeasured("no SQL backend was reachable")
 			return
 		}
+		// The timing table sits on a check that every SQL backend measures,
+		// so it shows whichever of them was reachable.
+		chk.Table(backendTable(runs))
 		harness.Decide(chk, sqlVisibilityPredicate, sqlRuns, visibilityDetail(sqlRuns), nil)
 	})
 	t.Run("schema_upgrade", func(t *testing.T) {
@@ -85,9 +88,6 @@ func TestOP03(t *testing.T) {
 		if i < 0 {
 			chk.NotMeasured("PostgreSQL was not reachable")
 			return
-		}
-		if len(runs) > 0 {
-			chk.Table(backendTable(runs))
 		}
 		r := runs[i]
 		harness.Decide(chk, crashRecoverySQLPredicate, r, r.describe(), r.metrics())

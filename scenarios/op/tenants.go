@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +21,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/durabench/durabench/harness/stats"
 )
 
 // OP-07's workflows and activities: a run that collects signalled notes and
@@ -135,12 +132,17 @@ func TenantFanOutWorkflow(ctx workflow.Context, in TenantFanOut) (int, error) {
 // workers drain its backlog slowly.
 const tenantNoisyWork = 20 * time.Millisecond
 
-// TenantNoisy stands for a noisy tenant's unit of work.
-func TenantNoisy(ctx context.Context) error {
+// noisyWork stands for a noisy tenant's unit of work; done counts the
+// units finished, since the server's backlog count is cached for seconds
+// and cannot time a drain.
+type noisyWork struct{ done *atomic.Int64 }
+
+func (n noisyWork) Run(ctx context.Context) error {
 	t := time.NewTimer(tenantNoisyWork)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		n.done.Add(1)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -148,14 +150,14 @@ func TenantNoisy(ctx context.Context) error {
 }
 
 // registerTenant registers OP-07's workflows and activities on a worker
-// labelled label.
-func registerTenant(r worker.Registry, label string) {
+// labelled label; noisyDone counts its finished noisy activities.
+func registerTenant(r worker.Registry, label string, noisyDone *atomic.Int64) {
 	r.RegisterWorkflow(TenantNotesWorkflow)
 	r.RegisterWorkflowWithOptions(tenantRunner{label: label}.WhoRuns, workflow.RegisterOptions{Name: tenantWhoRunsName})
 	r.RegisterWorkflow(TenantStepsWorkflow)
 	r.RegisterWorkflow(TenantFanOutWorkflow)
 	r.RegisterActivityWithOptions(TenantStep, activity.RegisterOptions{Name: tenantStepName})
-	r.RegisterActivityWithOptions(TenantNoisy, activity.RegisterOptions{Name: tenantNoisyName})
+	r.RegisterActivityWithOptions(noisyWork{done: noisyDone}.Run, activity.RegisterOptions{Name: tenantNoisyName})
 }
 
 // tenantIsDenied reports whether err is the server's PermissionDenied.
@@ -223,32 +225,4 @@ func (i *tenantIssuer) token(t *testing.T, subject string, permissions ...string
 		t.Fatalf("harness: JWT: %v", err)
 	}
 	return tok
-}
-
-// tenantRatioInterval is the percentile-bootstrap 95% interval of
-// p95(loaded)/p95(base), both samples resampled independently, with a fixed
-// seed so that the same samples give the same interval.
-func tenantRatioInterval(base, loaded []float64) (lo, hi float64) {
-	if len(base) == 0 || len(loaded) == 0 {
-		return 0, 0
-	}
-	const resamples = 2000
-	rng := mrand.New(mrand.NewPCG(7, 11))
-	est := make([]float64, resamples)
-	rb, rl := make([]float64, len(base)), make([]float64, len(loaded))
-	for i := range est {
-		for j := range rb {
-			rb[j] = base[rng.IntN(len(base))]
-		}
-		for j := range rl {
-			rl[j] = loaded[rng.IntN(len(loaded))]
-		}
-		b := stats.Quantile(rb, 0.95)
-		if b <= 0 {
-			b = 1e-9
-		}
-		est[i] = stats.Quantile(rl, 0.95) / b
-	}
-	slices.Sort(est)
-	return stats.Quantile(est, 0.025), stats.Quantile(est, 0.975)
 }

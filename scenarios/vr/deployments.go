@@ -175,15 +175,23 @@ func (d *deployment) setRamping(ctx context.Context, build string, pct float32, 
 // completed: until then matching may still route by the previous config.
 // The SDK's Describe does not carry the propagation state, so this asks the
 // workflow service.
+// describeTimeout bounds one DescribeWorkerDeployment call while waiting:
+// on this machine it answers in milliseconds, so 10 s is a hung call.
+const describeTimeout = 10 * time.Second
+
 func (d *deployment) waitRouting(ctx context.Context, current, ramping string) error {
 	last := "nothing"
 	err := harness.WaitFor(ctx, time.Minute, 100*time.Millisecond,
 		fmt.Sprintf("routing of %s (current %q, ramping %q) propagated", d.name, current, ramping),
 		func(ctx context.Context) (bool, error) {
-			info, err := d.describeRaw(ctx)
+			// One hung describe must not use up the whole wait: each call
+			// gets describeTimeout and a failed one is retried.
+			callCtx, cancel := context.WithTimeout(ctx, describeTimeout)
+			defer cancel()
+			info, err := d.describeRaw(callCtx)
 			if err != nil {
 				last = err.Error()
-				return false, nil // a slow describe is retried until the deadline
+				return false, nil
 			}
 			rc := info.GetRoutingConfig()
 			last = fmt.Sprintf("current %q, ramping %q, %s", rc.GetCurrentDeploymentVersion().GetBuildId(),
