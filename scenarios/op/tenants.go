@@ -20,7 +20,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-
 )
 
 // OP-07's workflows and activities: a run that collects signalled notes and
