@@ -170,15 +170,15 @@ func (d *deployment) setRamping(ctx context.Context, build string, pct float32, 
 	return d.waitRouting(ctx, current, build)
 }
 
+// describeTimeout bounds one DescribeWorkerDeployment call while waiting:
+// on this machine it answers in milliseconds, so 10 s is a hung call.
+const describeTimeout = 10 * time.Second
+
 // waitRouting waits until the deployment's routing config names current and
 // ramping ("" for none) and reports its propagation to the task queues
 // completed: until then matching may still route by the previous config.
 // The SDK's Describe does not carry the propagation state, so this asks the
 // workflow service.
-// describeTimeout bounds one DescribeWorkerDeployment call while waiting:
-// on this machine it answers in milliseconds, so 10 s is a hung call.
-const describeTimeout = 10 * time.Second
-
 func (d *deployment) waitRouting(ctx context.Context, current, ramping string) error {
 	last := "nothing"
 	err := harness.WaitFor(ctx, time.Minute, 100*time.Millisecond,
