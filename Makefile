@@ -15,8 +15,9 @@ GATE_FLAGS := $(if $(TEMPORAL_ADDRESS),,-require-controls)
 # The committed baseline describes the embedded server on this kind of
 # machine; a run against another server is not compared with it.
 BASELINE := reports/baseline.json
-# Extra flags for `durabench compare`, e.g. COMPARE_FLAGS='-max-steal 0' to
-# judge every timing regression however busy the host was.
+# Extra flags for `durabench compare`, e.g. COMPARE_FLAGS='-max-steal 0
+# -min-probe-slowdown 0' to judge every timing regression however busy or
+# slow the host was.
 COMPARE_FLAGS ?=
 CURRENT  := bin/current
 

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/durabench/durabench/criteria"
+	"github.com/durabench/durabench/harness/calibrate"
 	"github.com/durabench/durabench/harness/evidence"
 	"github.com/durabench/durabench/harness/predicate"
 )
@@ -30,7 +32,9 @@ type Check struct {
 	charts  []evidence.Chart
 	tables  []evidence.Table
 	gate    map[string]evidence.GateRule
-	pred    string // the predicate that decided the outcome, if one did
+	pred    string            // the predicate that decided the outcome, if one did
+	probe   *calibrate.Series // the host probed around the check's series, if it was
+	server  *evidence.Server  // the dedicated server the check is judged on, if it is
 }
 
 // Check starts recording catalog check id (e.g. "EX-01.worker-sigkill").
@@ -100,6 +104,28 @@ func (c *Check) Gate(name string, rule evidence.GateRule) {
 		c.gate = map[string]evidence.GateRule{}
 	}
 	c.gate[name] = rule
+}
+
+// HostProbe attaches the host probed right before and right after the
+// series the check is judged on (see Env.Calibrate): its metrics join the
+// check's and its figures end the detail, so that a baseline comparison can
+// tell a slower host from a slower platform. Call it before the outcome is
+// recorded.
+func (c *Check) HostProbe(s calibrate.Series) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.probe = &s
+}
+
+// OnServer records that the check is judged on dedicated server s rather
+// than on its package's shared server: the report lists s's persistence and
+// dynamic config with the check and in its environment section. Call it
+// before the outcome is recorded.
+func (c *Check) OnServer(s *Server) {
+	info := s.Info()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.server = &evidence.Server{Persistence: info.Persistence, DynamicConfig: maps.Clone(info.DynamicConfig)}
 }
 
 // Pass records that the check passed, with what was observed.
@@ -178,7 +204,7 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
 		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
 		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts, Tables: c.tables, Gate: c.gate,
-		Predicate: c.pred, Attempt: c.env.attempt,
+		Predicate: c.pred, Attempt: c.env.attempt, Server: c.server,
 	}
 	if now, ok := readCPUTimes(); ok && c.cpuOK {
 		if pct, ok := stealPct(c.cpu, now); ok {
@@ -187,6 +213,13 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 	}
 	if o != evidence.Passed && o != evidence.Failed {
 		r.Gate = nil // nothing was measured to gate on
+	} else if c.probe != nil {
+		r.Detail += "; " + c.probe.String()
+		r.Metrics = maps.Clone(metrics) // the caller's map stays as it was
+		if r.Metrics == nil {
+			r.Metrics = map[string]float64{}
+		}
+		maps.Copy(r.Metrics, c.probe.Metrics())
 	}
 	if err := c.env.evidence.Write(r); err != nil {
 		c.t.Fatalf("harness: writing evidence: %v", err)

@@ -3,11 +3,13 @@ package harness
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/durabench/durabench/harness/calibrate"
 	"github.com/durabench/durabench/harness/evidence"
 	"github.com/durabench/durabench/harness/predicate"
 )
@@ -82,4 +84,34 @@ func TestDecide(t *testing.T) {
 			assert.Equal(t, tt.control, r.Control)
 		})
 	}
+}
+
+// TestHostProbe: a measured check carries the host probe in its metrics and
+// detail; a check that measured nothing does not.
+func TestHostProbe(t *testing.T) {
+	dir := t.TempDir()
+	w, err := evidence.Create(dir, "x")
+	require.NoError(t, err)
+	env := &Env{PkgPath: "./x", evidence: w}
+	metrics := map[string]float64{"step_ms_p50": 9}
+	measured := env.newCheck(t, "PF-01.activity-latency", false)
+	measured.HostProbe(calibrate.Series{})
+	measured.Pass("observed", metrics)
+	skipped := env.newCheck(t, "PF-01.under-load", false)
+	skipped.HostProbe(calibrate.Series{})
+	skipped.NotMeasured("no server")
+	require.NoError(t, w.Close())
+	assert.Equal(t, map[string]float64{"step_ms_p50": 9}, metrics, "the caller's metrics stay as they were")
+
+	set, err := evidence.Load(dir)
+	require.NoError(t, err)
+	require.Len(t, set.Records, 2)
+	r := set.Records[0]
+	assert.True(t, strings.HasPrefix(r.Detail, "observed; host probe before and after the series: CPU "), r.Detail)
+	assert.Equal(t, 9.0, r.Metrics["step_ms_p50"])
+	for _, name := range []string{"probe_cpu_ms_p50", "probe_cpu_ms_p50_lo", "probe_cpu_ms_p50_hi", "probe_fsync_ms_p50"} {
+		assert.Contains(t, r.Metrics, name)
+	}
+	assert.Equal(t, "no server", set.Records[1].Detail)
+	assert.Empty(t, set.Records[1].Metrics)
 }

@@ -30,6 +30,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/durabench/durabench/harness/buildinfo"
+	"github.com/durabench/durabench/harness/calibrate"
 	"github.com/durabench/durabench/harness/evidence"
 )
 
@@ -234,6 +235,19 @@ func (e *Env) Scratch(t testing.TB) string {
 		t.Fatalf("harness: scratch dir: %v", err)
 	}
 	return dir
+}
+
+// Calibrate probes the host (harness/calibrate): a fixed CPU workload, and
+// fsyncs in a scratch directory, on the disk of the embedded server's
+// database (with an external server, on this machine's disk). It takes
+// under a second; the test fails if it cannot run.
+func (e *Env) Calibrate(ctx context.Context, t testing.TB) calibrate.Probe {
+	t.Helper()
+	p, err := calibrate.Run(ctx, e.Scratch(t))
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return p
 }
 
 // ModuleRoot is the directory of go.mod above the working directory.

@@ -7,7 +7,9 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 
+	"github.com/durabench/durabench/harness/calibrate"
 	"github.com/durabench/durabench/harness/evidence"
 )
 
@@ -24,6 +26,17 @@ type CompareOptions struct {
 	// during PF-02 went with the 10K fan-out at 81/s, against 230-277 when
 	// quiet). A correctness check is never set aside. 0 takes nothing aside.
 	MaxSteal float64
+	// MinProbeSlowdown is how many times longer the host probe's CPU pass
+	// (harness/calibrate, recorded with the PF checks) must take in the
+	// current run than in the baseline, the two medians' intervals apart,
+	// before a regression found in timing checks is set aside as
+	// unconfirmed: the host was slower, not necessarily the platform. When
+	// the probe held steady the regression counts, and says so. The fsync
+	// probe is shown, not judged: on the reference machine its median moved
+	// between 0.19 and 1.17 ms over nine probes with nothing changed, at a
+	// scale far below a step's. A correctness check is never set aside. 0
+	// takes nothing aside.
+	MinProbeSlowdown float64
 }
 
 // Regression is one way the current run is worse than the baseline.
@@ -88,14 +101,16 @@ func (c Comparison) Rerun() []string {
 
 // add files r as a regression, or as unconfirmed when the checks it rests
 // on are all timing checks that ran while the host took more than MaxSteal
-// of the CPU.
-func (c *Comparison) add(r Regression, o CompareOptions, evidence []jsonCheck) {
+// of the CPU, or while the host probe ran MinProbeSlowdown times slower than
+// in the baseline, whose checks are base.
+func (c *Comparison) add(r Regression, o CompareOptions, evidence []jsonCheck, base map[string]jsonCheck) {
 	r.Timing = len(evidence) > 0 && !slices.ContainsFunc(evidence, func(ch jsonCheck) bool { return !ch.Timing })
 	if r.Timing {
 		for _, ch := range evidence {
 			r.Rerun = append(r.Rerun, ch.Reproduce)
 		}
 	}
+	aside := false
 	if r.Timing && o.MaxSteal > 0 {
 		least := math.Inf(1)
 		for _, ch := range evidence {
@@ -107,11 +122,59 @@ func (c *Comparison) add(r Regression, o CompareOptions, evidence []jsonCheck) {
 		}
 		if least > o.MaxSteal {
 			r.Detail += fmt.Sprintf("; measured while the host's hypervisor took at least %.0f%% of the CPU (over %.0f%%)", least, o.MaxSteal)
-			c.Unconfirmed = append(c.Unconfirmed, r)
-			return
+			aside = true
 		}
 	}
+	if r.Timing && o.MinProbeSlowdown > 0 {
+		if slowed, detail, ok := hostProbe(evidence, base, o.MinProbeSlowdown); ok {
+			r.Detail += "; " + detail
+			aside = aside || slowed
+		}
+	}
+	if aside {
+		c.Unconfirmed = append(c.Unconfirmed, r)
+		return
+	}
 	c.Regressions = append(c.Regressions, r)
+}
+
+// hostProbe compares the host probe that each of checks carries with the
+// one its baseline record carries: slowed when every check's CPU probe took
+// at least minSlowdown times as long as the baseline's, with its interval
+// above the baseline's. ok is false when a check has no probe in either run
+// (a baseline from before the probe): then nothing is said.
+func hostProbe(checks []jsonCheck, base map[string]jsonCheck, minSlowdown float64) (slowed bool, detail string, ok bool) {
+	slowed = true
+	var parts []string
+	for _, c := range checks {
+		b := base[c.ID]
+		bc, cc := interval(b.Metrics, calibrate.CPUMetric+"_p50"), interval(c.Metrics, calibrate.CPUMetric+"_p50")
+		bf, cf := interval(b.Metrics, calibrate.FsyncMetric+"_p50"), interval(c.Metrics, calibrate.FsyncMetric+"_p50")
+		if bc == nil || cc == nil || bf == nil || cf == nil || bc[1] <= 0 || bf[1] <= 0 {
+			return false, "", false
+		}
+		word := "steady"
+		if cc[0] > bc[2] && cc[1]/bc[1] >= minSlowdown {
+			word = "slowed"
+		} else {
+			slowed = false
+		}
+		part := fmt.Sprintf("host probe %s: CPU %.4g → %.4g ms (%+.1f%%), fsync %.4g → %.4g ms (%+.1f%%)",
+			word, bc[1], cc[1], 100*(cc[1]/bc[1]-1), bf[1], cf[1], 100*(cf[1]/bf[1]-1))
+		if !slices.Contains(parts, part) { // checks of one series share a probe
+			parts = append(parts, part)
+		}
+	}
+	return slowed, strings.Join(parts, "; "), len(checks) > 0
+}
+
+// checksByID indexes the checks of it.
+func checksByID(it jsonItem) map[string]jsonCheck {
+	out := map[string]jsonCheck{}
+	for _, c := range it.Checks {
+		out[c.ID] = c
+	}
+	return out
 }
 
 // newlyFailed lists the checks of cur that failed where base's passed: the
@@ -145,9 +208,12 @@ func newlyFailed(base, cur jsonItem) []jsonCheck {
 //
 // A drop in stars or a metric regression whose evidence (the checks that
 // newly failed, or the gated check) is all timing checks that ran while the
-// host's hypervisor took more than MaxSteal of the CPU is listed as
-// Unconfirmed instead: such a run cannot tell a slower platform from a
-// busier host. A correctness check and a fail-close failure always count.
+// host's hypervisor took more than MaxSteal of the CPU, or while the host
+// probe recorded with them ran MinProbeSlowdown times slower than in the
+// baseline, is listed as Unconfirmed instead: such a run cannot tell a
+// slower platform from a busier or slower host. Where both runs carry the
+// probe and it held steady, the regression counts and its detail says so. A
+// correctness check and a fail-close failure always count.
 func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 	var out Comparison
 	base := map[string]jsonItem{}
@@ -174,7 +240,7 @@ func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 					detail += fmt.Sprintf("; %s observed: %s", c.ID, c.Detail)
 				}
 			}
-			out.add(Regression{Kind: "stars", Item: cur.ID, Detail: detail}, o, failed)
+			out.add(Regression{Kind: "stars", Item: cur.ID, Detail: detail}, o, failed, checksByID(b))
 		}
 		compareMetrics(b, cur, o, &out)
 	}
@@ -187,10 +253,7 @@ func Compare(baseline, current *JSONReport, o CompareOptions) Comparison {
 }
 
 func compareMetrics(base, cur jsonItem, o CompareOptions, out *Comparison) {
-	baseChecks := map[string]jsonCheck{}
-	for _, c := range base.Checks {
-		baseChecks[c.ID] = c
-	}
+	baseChecks := checksByID(base)
 	for _, c := range cur.Checks {
 		b, ok := baseChecks[c.ID]
 		if !ok {
@@ -212,7 +275,7 @@ func compareMetrics(base, cur jsonItem, o CompareOptions, out *Comparison) {
 			if worse {
 				out.add(Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
 					"%s median %.4g → %.4g (%+.1f%%, beyond the %.0f%% it may move); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
-					name+"_p50", bm[1], cm[1], 100*change, 100*effect, bm[0], bm[2], cm[0], cm[2])}, o, []jsonCheck{c})
+					name+"_p50", bm[1], cm[1], 100*change, 100*effect, bm[0], bm[2], cm[0], cm[2])}, o, []jsonCheck{c}, baseChecks)
 			}
 		}
 	}

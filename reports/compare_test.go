@@ -2,6 +2,8 @@ package reports
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,6 +122,129 @@ func TestCompareSetsAsideBusyHost(t *testing.T) {
 	got := Compare(&JSONReport{Items: []jsonItem{ex(stars(5), "passed", true, nil)}}, cur, CompareOptions{MaxSteal: 5})
 	require.Len(t, got.Regressions, 1)
 	assert.Equal(t, "fail-close", got.Regressions[0].Kind)
+}
+
+// withProbe gives every check of it the host probe's medians with their
+// intervals; a nil probe leaves it without.
+func withProbe(it jsonItem, cpu, fsync *[3]float64) jsonItem {
+	it.Checks = slices.Clone(it.Checks)
+	for i, c := range it.Checks {
+		m := maps.Clone(c.Metrics)
+		if m == nil {
+			m = map[string]float64{}
+		}
+		for name, v := range map[string]*[3]float64{"probe_cpu_ms": cpu, "probe_fsync_ms": fsync} {
+			if v != nil {
+				m[name+"_p50_lo"], m[name+"_p50"], m[name+"_p50_hi"] = v[0], v[1], v[2]
+			}
+		}
+		it.Checks[i].Metrics = m
+	}
+	return it
+}
+
+func TestCompareHostProbe(t *testing.T) {
+	p := func(lo, mid, hi float64) *[3]float64 { return &[3]float64{lo, mid, hi} }
+	quiet, disk := p(31, 32, 33), p(0.28, 0.30, 0.32)
+	steady := pfItem([3]float64{9, 10, 11}, [3]float64{95, 100, 105})
+	slowStep := pfItem([3]float64{13, 14, 15}, [3]float64{95, 100, 105})
+	// timing is an item whose two checks passed, or newly failed.
+	timing := func(stars *int, outcome string, isTiming bool) jsonItem {
+		return jsonItem{ID: "PF-02", Category: "PF", Stars: stars, Checks: []jsonCheck{
+			{ID: "PF-02.rate-100", Outcome: outcome, Timing: isTiming}, {ID: "PF-02.rate-500", Outcome: outcome, Timing: isTiming}}}
+	}
+	// mixed has its first check on a slower host, its second on a steady one.
+	mixed := withProbe(timing(stars(2), "failed", true), p(42, 45, 48), disk)
+	mixed.Checks[1] = withProbe(jsonItem{Checks: mixed.Checks[1:]}, quiet, disk).Checks[0]
+	// stolen ran while the hypervisor took 12% of the CPU.
+	stolen := func(it jsonItem) jsonItem {
+		pct := 12.0
+		it.Checks[0].HostStealPct = &pct
+		return it
+	}
+	tests := []struct {
+		name        string
+		base, cur   jsonItem
+		regressions int
+		unconfirmed int
+		detail      string // in the one regression or unconfirmed; "" for none of "host probe"
+		probes      int    // probes the detail names, if not one
+	}{
+		{"metric, the host slowed", withProbe(steady, quiet, disk), withProbe(slowStep, p(42, 45, 48), disk), 0, 1,
+			"; host probe slowed: CPU 32 → 45 ms (+40.6%), fsync 0.3 → 0.3 ms (+0.0%)", 0},
+		{"metric, the host held steady", withProbe(steady, quiet, disk), withProbe(slowStep, p(32, 33, 34), p(0.5, 0.6, 0.7)), 1, 0,
+			"; host probe steady: CPU 32 → 33 ms (+3.1%), fsync 0.3 → 0.6 ms (+100.0%)", 0},
+		{"metric, the host faster", withProbe(steady, quiet, disk), withProbe(slowStep, p(20, 21, 22), disk), 1, 0, "host probe steady: CPU 32 → 21 ms (-34.4%)", 0},
+		{"metric, probe apart but under the slowdown", withProbe(steady, quiet, disk), withProbe(slowStep, p(36, 37, 38), disk), 1, 0, "host probe steady: CPU 32 → 37 ms (+15.6%)", 0},
+		{"metric, probe slower but intervals overlap", withProbe(steady, quiet, disk), withProbe(slowStep, p(32.5, 45, 60), disk), 1, 0, "host probe steady: CPU 32 → 45 ms", 0},
+		{"metric, no probe in the baseline", steady, withProbe(slowStep, p(42, 45, 48), disk), 1, 0, "", 0},
+		{"metric, no probe now", withProbe(steady, quiet, disk), slowStep, 1, 0, "", 0},
+		{"metric, no fsync probe now", withProbe(steady, quiet, disk), withProbe(slowStep, p(42, 45, 48), nil), 1, 0, "", 0},
+		{"stars, every newly failed timing check on a slower host", withProbe(timing(stars(4), "passed", true), quiet, disk),
+			withProbe(timing(stars(2), "failed", true), p(42, 45, 48), disk), 0, 1, "host probe slowed: CPU 32 → 45 ms", 0},
+		{"stars, timing checks on a steady host", withProbe(timing(stars(4), "passed", true), quiet, disk),
+			withProbe(timing(stars(2), "failed", true), quiet, disk), 1, 0, "host probe steady: CPU 32 → 32 ms (+0.0%)", 0},
+		{"stars, one newly failed timing check on a steady host", withProbe(timing(stars(4), "passed", true), quiet, disk), mixed, 1, 0,
+			"host probe slowed: CPU 32 → 45 ms (+40.6%), fsync 0.3 → 0.3 ms (+0.0%); host probe steady: CPU 32 → 32 ms", 2},
+		{"metric, busy host with a steady probe: steal still sets it aside", withProbe(steady, quiet, disk), stolen(withProbe(slowStep, quiet, disk)), 0, 1,
+			"hypervisor took at least 12% of the CPU (over 5%); host probe steady", 0},
+		{"stars, correctness checks on a slower host count", withProbe(timing(stars(4), "passed", false), quiet, disk),
+			withProbe(timing(stars(2), "failed", false), p(42, 45, 48), disk), 1, 0, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compare(&JSONReport{Items: []jsonItem{tt.base}}, &JSONReport{Items: []jsonItem{tt.cur}}, CompareOptions{MinEffect: 0.1, MaxSteal: 5, MinProbeSlowdown: 1.25})
+			require.Len(t, got.Regressions, tt.regressions, "regressions: %v", got.Regressions)
+			require.Len(t, got.Unconfirmed, tt.unconfirmed, "unconfirmed: %v", got.Unconfirmed)
+			r := slices.Concat(got.Regressions, got.Unconfirmed)[0]
+			if tt.detail == "" {
+				assert.NotContains(t, r.Detail, "host probe")
+				return
+			}
+			assert.Contains(t, r.Detail, tt.detail)
+			// Checks of one series share a probe, which is said once.
+			assert.Equal(t, max(tt.probes, 1), strings.Count(r.Detail, "host probe"), r.Detail)
+		})
+	}
+}
+
+// Without a probe on both sides, or with MinProbeSlowdown 0, Compare finds
+// exactly what it found before the probe existed.
+func TestCompareHostProbeAbsent(t *testing.T) {
+	base := []jsonItem{pfItem([3]float64{9, 10, 11}, [3]float64{95, 100, 105})}
+	cur := []jsonItem{pfItem([3]float64{13, 14, 15}, [3]float64{60, 70, 80})}
+	o := CompareOptions{MinEffect: 0.1, MaxSteal: 5, MinProbeSlowdown: 1.25}
+	want := Compare(&JSONReport{Items: base}, &JSONReport{Items: cur}, o)
+	require.Len(t, want.Regressions, 2)
+	slow, quiet := &[3]float64{42, 45, 48}, &[3]float64{31, 32, 33}
+	disk := &[3]float64{0.28, 0.30, 0.32}
+	for name, tt := range map[string]struct {
+		base, cur []jsonItem
+		o         CompareOptions
+	}{
+		"probe only now":         {base, []jsonItem{withProbe(cur[0], slow, disk)}, o},
+		"probe only in baseline": {[]jsonItem{withProbe(base[0], quiet, disk)}, cur, o},
+		"probe off": {[]jsonItem{withProbe(base[0], quiet, disk)}, []jsonItem{withProbe(cur[0], slow, disk)},
+			CompareOptions{MinEffect: 0.1, MaxSteal: 5}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, want, Compare(&JSONReport{Items: tt.base}, &JSONReport{Items: tt.cur}, tt.o))
+		})
+	}
+}
+
+// A fail-close failure counts however slow the host probe says the host was.
+func TestCompareHostProbeFailClose(t *testing.T) {
+	item := func(n int, outcome string, cpu *[3]float64) jsonItem {
+		return withProbe(jsonItem{ID: "EX-01", Category: "EX", Stars: stars(n), Checks: []jsonCheck{{ID: "EX-01.c", Outcome: outcome, Timing: true}}},
+			cpu, &[3]float64{0.28, 0.30, 0.32})
+	}
+	cur := &JSONReport{Items: []jsonItem{item(2, "failed", &[3]float64{42, 45, 48})},
+		Overall: jsonOverall{FailClose: []jsonFailClose{{Item: "EX-01", Applies: true, Stars: stars(2), Status: "fail"}}}}
+	got := Compare(&JSONReport{Items: []jsonItem{item(5, "passed", &[3]float64{31, 32, 33})}}, cur, CompareOptions{MinProbeSlowdown: 1.25})
+	require.Len(t, got.Regressions, 1)
+	assert.Equal(t, "fail-close", got.Regressions[0].Kind)
+	require.Len(t, got.Unconfirmed, 1, "the drop in stars itself rests on a timing check on a slower host")
 }
 
 // Only regressions that rest on timing checks alone may be rerun; one

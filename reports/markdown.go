@@ -25,6 +25,7 @@ func WriteMarkdown(w io.Writer, r *Report, lang string) error {
 	m.intro(r)
 	m.waivers(r.Waivers)
 	m.environment(r.Environments)
+	m.dedicatedServers(r)
 	m.starScale()
 	m.premise(r.Profile)
 	m.overall(r)
@@ -126,6 +127,41 @@ func (m *markdown) environment(envs []evidence.Environment) {
 		return
 	}
 	m.table(t.dynamicConfigCols, dyn)
+}
+
+// dedicatedServers lists the checks judged on a dedicated server rather than
+// on their package's shared one, with what that server set: a check that
+// passes only with a setting listed here would fail on a default server.
+func (m *markdown) dedicatedServers(r *Report) {
+	var rows [][]string
+	for _, c := range r.Categories {
+		for _, it := range c.Items {
+			for _, ch := range it.Checks {
+				if ch.Record == nil || ch.Record.Server == nil {
+					continue
+				}
+				rows = append(rows, []string{code(ch.ID), dash(ch.Record.Server.Persistence), dash(serverConfig(ch.Record.Server))})
+			}
+		}
+	}
+	m.heading(3, m.t.dedicated)
+	if len(rows) == 0 {
+		m.para(m.t.dedicatedNone)
+		return
+	}
+	m.para(m.t.dedicatedIntro)
+	m.table(m.t.dedicatedCols, rows)
+}
+
+// serverConfig is a dedicated server's dynamic config as key=value pairs,
+// sorted by key.
+func serverConfig(s *evidence.Server) string {
+	keys := slices.Sorted(maps.Keys(s.DynamicConfig))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = code(k + "=" + s.DynamicConfig[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 type envGroup struct {
@@ -519,6 +555,9 @@ func (m *markdown) recorded(r evidence.Record) string {
 			parts[i] = k + "=" + strconv.FormatFloat(r.Metrics[k], 'g', 4, 64) // 4 significant digits: the JSON keeps full precision
 		}
 		s += "\n" + m.t.metrics + ": " + strings.Join(parts, ", ")
+	}
+	if r.Server != nil {
+		s += "\n" + fmt.Sprintf(m.t.onDedicated, dash(r.Server.Persistence), dash(serverConfig(r.Server)))
 	}
 	// Below 1% steal is the usual background of a shared host.
 	if p := r.HostStealPct; p != nil && *p >= 1 {

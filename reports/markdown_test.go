@@ -19,6 +19,7 @@ func markdownReport(t *testing.T) *Report {
 	recs[0].Metrics = map[string]float64{"p50_ms": 1.5, "n": 1000}
 	busy, quiet := 12.4, 0.3
 	recs[0].HostStealPct, recs[1].HostStealPct = &busy, &quiet
+	recs[1].Server = &evidence.Server{Persistence: "in-memory", DynamicConfig: map[string]string{"matching.enableFairness": "true"}}
 	env := evidence.Environment{Package: "ex", Mode: "embedded", Address: "127.0.0.1:7233", Namespace: "default",
 		ServerVersion: "1.32.0", SDKVersion: "1.50.0", Persistence: "sqlite", GoVersion: "go1.26.8", CPUs: 8, OS: "linux/amd64",
 		DynamicConfig: map[string]string{"limit.blobSize.error": "2097152"}}
@@ -47,6 +48,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| OP-02 | scenarios/op is not built yet |",
 		"`sha256:0123abcd`",
 		"`min-h`",
+		"| `EX-01.l3` | in-memory | `matching.enableFairness=true` |", // a check judged on a dedicated server
 	}
 	for _, tc := range []struct {
 		lang    string
@@ -80,6 +82,8 @@ func TestWriteMarkdown(t *testing.T) {
 			"- **Warnings:** DX-03 rates 1 (warning at 2 or below)",
 			"| failed | dev server took 95 s to answer<br>predicate: `holds` |",
 			"the host's hypervisor took 12% of the CPU while this ran",
+			"### Checks judged on dedicated servers",
+			"Judged on a dedicated server: persistence in-memory; dynamic config `matching.enableFairness=true`",
 		}, notWant: []string{"総合評価", "未測定", "took 0% of the CPU"}},
 		{lang: "ja", want: []string{
 			"# Temporal 耐久性実行 検証レポート",
@@ -108,6 +112,8 @@ func TestWriteMarkdown(t *testing.T) {
 			"- **警告:** DX-03 が ★1（★2以下で警告）",
 			"| 失敗 | dev server took 95 s to answer<br>判定述語: `holds` |",
 			"ホストのハイパーバイザーがCPU時間の12%を奪った",
+			"### 専用サーバーで判定したチェック",
+			"専用サーバーで判定: 永続化 in-memory、動的設定 `matching.enableFairness=true`",
 		}, notWant: []string{"## Overall rating", "not measured", "Why not higher", "| passed |"}},
 	} {
 		t.Run(tc.lang, func(t *testing.T) {

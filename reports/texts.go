@@ -12,6 +12,9 @@ type texts struct {
 	environmentCols                  []string
 	dynamicConfig, dynamicConfigNone string
 	dynamicConfigCols                []string
+	dedicated, dedicatedNone         string
+	dedicatedIntro, onDedicated      string
+	dedicatedCols                    []string
 	starScale                        string
 	starScaleCols                    []string
 	starMeaningsJA                   [5]string // criteria.StarScale carries English meanings only
@@ -97,6 +100,11 @@ var textsEN = &texts{
 	dynamicConfig:     "Dynamic config",
 	dynamicConfigNone: "The server ran without dynamic-config overrides.",
 	dynamicConfigCols: []string{"Environment #", "Key", "Value"},
+	dedicated:         "Checks judged on dedicated servers",
+	dedicatedNone:     "Every check was judged on its package's server.",
+	dedicatedIntro:    "These checks ran on a server of their own, started with the settings listed; on a server with the default configuration their outcome may differ.",
+	dedicatedCols:     []string{"Check", "Persistence", "Dynamic config"},
+	onDedicated:       "Judged on a dedicated server: persistence %s; dynamic config %s",
 
 	starScale:     "Star scale",
 	starScaleCols: []string{"Stars", "Label", "Meaning"},
@@ -203,6 +211,11 @@ var textsJA = &texts{
 	dynamicConfig:     "動的設定（Dynamic config）",
 	dynamicConfigNone: "サーバーは動的設定の上書きなしで動作しました。",
 	dynamicConfigCols: []string{"環境 #", "キー", "値"},
+	dedicated:         "専用サーバーで判定したチェック",
+	dedicatedNone:     "すべてのチェックはパッケージ共通のサーバーで判定されました。",
+	dedicatedIntro:    "以下のチェックは、記載の設定で起動した専用サーバー上で実行されました。既定設定のサーバーでは結果が異なる可能性があります。",
+	dedicatedCols:     []string{"チェック", "永続化", "動的設定"},
+	onDedicated:       "専用サーバーで判定: 永続化 %s、動的設定 %s",
 
 	starScale:      "星評価基準",
 	starScaleCols:  []string{"星", "ラベル", "定義"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -68,6 +69,12 @@ func TestCompareCommand(t *testing.T) {
 	// A correctness check on the same busy host counts at once, with nothing to rerun.
 	busyCorrect := write("busy-correct.json", `{"items":[{"id":"RT-01","category":"RT","stars":3,"checks":[{"id":"RT-01.real-time-accuracy","outcome":"failed","host_steal_pct":20,`+
 		`"reproduce":"go test ./scenarios/rt -run x"}]}]}`)
+	// The same drop on a host whose probe took 40% longer than in the baseline.
+	probe := func(cpu float64) string {
+		return fmt.Sprintf(`"metrics":{"probe_cpu_ms_p50_lo":%v,"probe_cpu_ms_p50":%v,"probe_cpu_ms_p50_hi":%v,"probe_fsync_ms_p50_lo":0.2,"probe_fsync_ms_p50":0.3,"probe_fsync_ms_p50_hi":0.4}`, cpu-1, cpu, cpu+1)
+	}
+	probed := write("probed.json", `{"items":[{"id":"RT-01","category":"RT","stars":5,"checks":[{"id":"RT-01.real-time-accuracy","outcome":"passed","timing":true,`+probe(32)+`}]}]}`)
+	slower := write("slower.json", `{"items":[{"id":"RT-01","category":"RT","stars":3,"checks":[{"id":"RT-01.real-time-accuracy","outcome":"failed","timing":true,`+probe(45)+`}]}]}`)
 	tests := []struct {
 		name   string
 		args   []string
@@ -82,6 +89,10 @@ func TestCompareCommand(t *testing.T) {
 		{"busy host, nothing set aside", []string{"compare", "-max-steal", "0", basePassed, busy}, 1, "regression: stars RT-01"},
 		{"correctness check on a busy host", []string{"compare", basePassed, busyCorrect}, 1, "regression: stars RT-01: 5 → 3 ()\ndurabench compare: 1 regression"},
 		{"bad max-steal", []string{"compare", "-max-steal", "-1", five, five}, 2, "-max-steal"},
+		{"stars drop on a slower host", []string{"compare", probed, slower}, 0, "unconfirmed: stars RT-01: 5 → 3 (); host probe slowed: CPU 32 → 45 ms (+40.6%)"},
+		{"slower host, nothing set aside", []string{"compare", "-min-probe-slowdown", "0", probed, slower}, 1, "regression: stars RT-01: 5 → 3 ()\n"},
+		{"slower host within -min-probe-slowdown 1.5", []string{"compare", "-min-probe-slowdown", "1.5", probed, slower}, 1, "host probe steady: CPU 32 → 45 ms"},
+		{"bad min-probe-slowdown", []string{"compare", "-min-probe-slowdown", "0.5", five, five}, 2, "-min-probe-slowdown"},
 		{"one file", []string{"compare", five}, 2, "want BASELINE CURRENT"},
 		{"missing file", []string{"compare", five, filepath.Join(dir, "none.json")}, 2, "no such file"},
 		{"bad min-effect", []string{"compare", "-min-effect", "2", five, five}, 2, "-min-effect"},

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/durabench/durabench/harness"
+	"github.com/durabench/durabench/harness/calibrate"
 	"github.com/durabench/durabench/harness/evidence"
 	"github.com/durabench/durabench/harness/metrics"
 	"github.com/durabench/durabench/harness/stats"
@@ -57,8 +58,17 @@ func TestPF01(t *testing.T) {
 	ctx := harness.Context(t, 10*time.Minute)
 
 	r := newRig(t, env.Dial(t), env.Options.Namespace, env.MetricsURL(), worker.Options{})
+	// The host is probed right before the step series and right after it
+	// (under a second each), and every check judged on the series carries
+	// the probe, so that a baseline comparison can tell a slower host from a
+	// slower platform. The breakdown's knob servers run later, unprobed.
+	before := env.Calibrate(ctx, t)
 	r.warmUp(ctx, t, kindNone, kindActivity, kindLocal)
 	all := r.stepRounds(ctx, t, stepRounds, stepSamples/stepRounds, kindNone, kindActivity, kindLocal)
+	probe := calibrate.Series{Before: before, After: env.Calibrate(ctx, t)}
+	for _, c := range []*harness.Check{activityLatency, p95Check, localCheck, p99Check, localP95, baseline, breakdown} {
+		c.HostProbe(probe)
+	}
 	none, act, local := all[kindNone], all[kindActivity], all[kindLocal]
 	fn := functionCalls(r.delay, stepSamples)
 	note := r.delayNote()
@@ -107,7 +117,9 @@ func TestPF01(t *testing.T) {
 	knobs := r.knobSensitivity(ctx, t, env)
 	breakdown.Result(bd.ok, bd.detail+" "+knobs.detail+note, merge(bd.metrics, knobs.metrics))
 
+	before = env.Calibrate(ctx, t)
 	ls, ldetail := r.underLoad(ctx, t)
+	underLoad.HostProbe(calibrate.Series{Before: before, After: env.Calibrate(ctx, t)})
 	underLoad.Result(ls.N >= loadSamples && ls.P99 < 100, ldetail+note, ls.Metrics("loaded_activity_step_ms"))
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/durabench/durabench/harness"
+	"github.com/durabench/durabench/harness/calibrate"
 	"github.com/durabench/durabench/harness/evidence"
 	"github.com/durabench/durabench/harness/stats"
 )
@@ -70,6 +71,10 @@ func TestPF02(t *testing.T) {
 	ctx := harness.Context(t, 15*time.Minute)
 
 	r := newRig(t, env.Dial(t), env.Options.Namespace, env.MetricsURL(), fanWorkerOptions)
+	// The host is probed right before the fan-outs and right after the last
+	// (under a second each), and every check carries the probe, so that a
+	// baseline comparison can tell a slower host from a slower platform.
+	before := env.Calibrate(ctx, t)
 	runs := []*fanRun{
 		r.fanOut(ctx, t, "1k", fanOutName, FanOutInput{Total: fanSmall, Window: fanSmall, PerRun: fanSmall}, fanSmall),
 		r.fanOut(ctx, t, "10k", fanOutName, FanOutInput{Total: fanLarge, Window: fanWindow, PerRun: fanPerRun}, fanLarge),
@@ -80,6 +85,10 @@ func TestPF02(t *testing.T) {
 	note := r.delayNote()
 	plain := newRig(t, env.Dial(t), env.Options.Namespace, env.MetricsURL(), worker.Options{}).
 		fanOut(ctx, t, "1k_default_worker", fanOutName, FanOutInput{Total: fanSmall, Window: fanSmall, PerRun: fanSmall}, fanSmall)
+	probe := calibrate.Series{Before: before, After: env.Calibrate(ctx, t)}
+	for _, c := range []*harness.Check{small, large, rate100, children, contention, rate500, steady} {
+		c.HostProbe(probe)
+	}
 
 	small.Result(one.complete(), fmt.Sprintf("one workflow scheduled %d empty activities at once; with the worker's pollers autoscaling (the setting for throughput): %s. With the SDK's default worker options (2 pollers per task type): %s%s",
 		fanSmall, one.describe(), plain.describe(), note), merge(one.metrics(), plain.metrics()))
