@@ -34,7 +34,7 @@ type Check struct {
 	gate    map[string]evidence.GateRule
 	pred    string            // the predicate that decided the outcome, if one did
 	probe   *calibrate.Series // the host probed around the check's series, if it was
-	server  *evidence.Server  // the dedicated server the check is judged on, if it is
+	servers []evidence.Server // dedicated servers the check ran on
 }
 
 // Check starts recording catalog check id (e.g. "EX-01.worker-sigkill").
@@ -121,11 +121,16 @@ func (c *Check) HostProbe(s calibrate.Series) {
 // than on its package's shared server: the report lists s's persistence and
 // dynamic config with the check and in its environment section. Call it
 // before the outcome is recorded.
-func (c *Check) OnServer(s *Server) {
+func (c *Check) OnServer(s *Server) { c.OnServerAs(s, "") }
+
+// OnServerAs records a dedicated server on which the check measured what
+// role says (e.g. a comparison shown beside the verdict), listed like
+// OnServer's.
+func (c *Check) OnServerAs(s *Server, role string) {
 	info := s.Info()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.server = &evidence.Server{Persistence: info.Persistence, DynamicConfig: maps.Clone(info.DynamicConfig)}
+	c.servers = append(c.servers, evidence.Server{Role: role, Persistence: info.Persistence, DynamicConfig: maps.Clone(info.DynamicConfig)})
 }
 
 // Pass records that the check passed, with what was observed.
@@ -204,7 +209,7 @@ func (c *Check) record(o evidence.Outcome, detail string, metrics map[string]flo
 		Check: c.id, Item: c.id[:5], Outcome: o, Detail: detail, Control: c.control,
 		Reproduce: c.env.reproduce(c.t.Name()), Metrics: metrics, Test: c.t.Name(),
 		Started: c.started.UTC(), Duration: time.Since(c.started).Seconds(), Charts: c.charts, Tables: c.tables, Gate: c.gate,
-		Predicate: c.pred, Attempt: c.env.attempt, Server: c.server,
+		Predicate: c.pred, Attempt: c.env.attempt, Servers: c.servers,
 	}
 	if now, ok := readCPUTimes(); ok && c.cpuOK {
 		if pct, ok := stealPct(c.cpu, now); ok {

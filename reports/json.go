@@ -115,8 +115,8 @@ type (
 		Gate      map[string]evidence.GateRule `json:"gate,omitempty"` // metric base name → how it is compared with a baseline
 		// HostStealPct: CPU time the host's hypervisor took while the check ran, in percent.
 		HostStealPct *float64 `json:"host_steal_pct,omitempty"`
-		// Server: the dedicated server the check was judged on, if not its package's.
-		Server *evidence.Server `json:"server,omitempty"`
+		// Servers: dedicated servers the check ran on besides its package's.
+		Servers []evidence.Server `json:"servers,omitempty"`
 		// Attempts lists every record of a check recorded more than once, in
 		// order: a timing check is rated on the last, a correctness check on
 		// its first failure.
@@ -224,7 +224,7 @@ func itemJSON(it Item) jsonItem {
 			for _, ch := range rec.Charts {
 				jc.Charts = append(jc.Charts, jsonChart{ID: ch.ID, Title: ch.Title, Path: ChartPath(ch.ID)})
 			}
-			jc.Gate, jc.HostStealPct, jc.Predicate, jc.Server = rec.Gate, rec.HostStealPct, rec.Predicate, rec.Server
+			jc.Gate, jc.HostStealPct, jc.Predicate, jc.Servers = rec.Gate, rec.HostStealPct, rec.Predicate, rec.Servers
 		}
 		for i, a := range c.Attempts {
 			jc.Attempts = append(jc.Attempts, jsonAttempt{Attempt: i + 1, Outcome: string(a.Outcome), Detail: a.Detail,

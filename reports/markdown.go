@@ -137,10 +137,12 @@ func (m *markdown) dedicatedServers(r *Report) {
 	for _, c := range r.Categories {
 		for _, it := range c.Items {
 			for _, ch := range it.Checks {
-				if ch.Record == nil || ch.Record.Server == nil {
+				if ch.Record == nil {
 					continue
 				}
-				rows = append(rows, []string{code(ch.ID), dash(ch.Record.Server.Persistence), dash(serverConfig(ch.Record.Server))})
+				for _, s := range ch.Record.Servers {
+					rows = append(rows, []string{code(ch.ID), m.serverRole(s), dash(s.Persistence), dash(serverConfig(s))})
+				}
 			}
 		}
 	}
@@ -155,13 +157,21 @@ func (m *markdown) dedicatedServers(r *Report) {
 
 // serverConfig is a dedicated server's dynamic config as key=value pairs,
 // sorted by key.
-func serverConfig(s *evidence.Server) string {
+func serverConfig(s evidence.Server) string {
 	keys := slices.Sorted(maps.Keys(s.DynamicConfig))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = code(k + "=" + s.DynamicConfig[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// serverRole says what a check did on a dedicated server.
+func (m *markdown) serverRole(s evidence.Server) string {
+	if s.Role == "" {
+		return m.t.judgedOn
+	}
+	return txt(s.Role)
 }
 
 type envGroup struct {
@@ -556,8 +566,8 @@ func (m *markdown) recorded(r evidence.Record) string {
 		}
 		s += "\n" + m.t.metrics + ": " + strings.Join(parts, ", ")
 	}
-	if r.Server != nil {
-		s += "\n" + fmt.Sprintf(m.t.onDedicated, dash(r.Server.Persistence), dash(serverConfig(r.Server)))
+	for _, sv := range r.Servers {
+		s += "\n" + fmt.Sprintf(m.t.onDedicated, m.serverRole(sv), dash(sv.Persistence), dash(serverConfig(sv)))
 	}
 	// Below 1% steal is the usual background of a shared host.
 	if p := r.HostStealPct; p != nil && *p >= 1 {

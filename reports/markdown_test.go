@@ -19,7 +19,8 @@ func markdownReport(t *testing.T) *Report {
 	recs[0].Metrics = map[string]float64{"p50_ms": 1.5, "n": 1000}
 	busy, quiet := 12.4, 0.3
 	recs[0].HostStealPct, recs[1].HostStealPct = &busy, &quiet
-	recs[1].Server = &evidence.Server{Persistence: "in-memory", DynamicConfig: map[string]string{"matching.enableFairness": "true"}}
+	recs[1].Servers = []evidence.Server{{Persistence: "in-memory", DynamicConfig: map[string]string{"matching.enableFairness": "true"}},
+		{Role: "a comparison", Persistence: "sqlite", DynamicConfig: map[string]string{"history.transferProcessorMaxPollRPS": "1000"}}}
 	env := evidence.Environment{Package: "ex", Mode: "embedded", Address: "127.0.0.1:7233", Namespace: "default",
 		ServerVersion: "1.32.0", SDKVersion: "1.50.0", Persistence: "sqlite", GoVersion: "go1.26.8", CPUs: 8, OS: "linux/amd64",
 		DynamicConfig: map[string]string{"limit.blobSize.error": "2097152"}}
@@ -48,7 +49,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| OP-02 | scenarios/op is not built yet |",
 		"`sha256:0123abcd`",
 		"`min-h`",
-		"| `EX-01.l3` | in-memory | `matching.enableFairness=true` |", // a check judged on a dedicated server
+		"| `EX-01.l3` | a comparison | sqlite | `history.transferProcessorMaxPollRPS=1000` |",
 	}
 	for _, tc := range []struct {
 		lang    string
@@ -83,7 +84,8 @@ func TestWriteMarkdown(t *testing.T) {
 			"| failed | dev server took 95 s to answer<br>predicate: `holds` |",
 			"the host's hypervisor took 12% of the CPU while this ran",
 			"### Checks judged on dedicated servers",
-			"Judged on a dedicated server: persistence in-memory; dynamic config `matching.enableFairness=true`",
+			"| `EX-01.l3` | judged on it | in-memory | `matching.enableFairness=true` |",
+			"Dedicated server (judged on it): persistence in-memory; dynamic config `matching.enableFairness=true`",
 		}, notWant: []string{"総合評価", "未測定", "took 0% of the CPU"}},
 		{lang: "ja", want: []string{
 			"# Temporal 耐久性実行 検証レポート",
@@ -113,7 +115,8 @@ func TestWriteMarkdown(t *testing.T) {
 			"| 失敗 | dev server took 95 s to answer<br>判定述語: `holds` |",
 			"ホストのハイパーバイザーがCPU時間の12%を奪った",
 			"### 専用サーバーで判定したチェック",
-			"専用サーバーで判定: 永続化 in-memory、動的設定 `matching.enableFairness=true`",
+			"| `EX-01.l3` | このサーバーで判定 | in-memory | `matching.enableFairness=true` |",
+			"専用サーバー（このサーバーで判定）: 永続化 in-memory、動的設定 `matching.enableFairness=true`",
 		}, notWant: []string{"## Overall rating", "not measured", "Why not higher", "| passed |"}},
 	} {
 		t.Run(tc.lang, func(t *testing.T) {

@@ -14,6 +14,7 @@ type texts struct {
 	dynamicConfigCols                []string
 	dedicated, dedicatedNone         string
 	dedicatedIntro, onDedicated      string
+	judgedOn                         string
 	dedicatedCols                    []string
 	starScale                        string
 	starScaleCols                    []string
@@ -102,9 +103,10 @@ var textsEN = &texts{
 	dynamicConfigCols: []string{"Environment #", "Key", "Value"},
 	dedicated:         "Checks judged on dedicated servers",
 	dedicatedNone:     "Every check was judged on its package's server.",
-	dedicatedIntro:    "These checks ran on a server of their own, started with the settings listed; on a server with the default configuration their outcome may differ.",
-	dedicatedCols:     []string{"Check", "Persistence", "Dynamic config"},
-	onDedicated:       "Judged on a dedicated server: persistence %s; dynamic config %s",
+	dedicatedIntro:    "These checks ran on servers of their own, started with the settings listed (a check judged on one may have another outcome on a server with the default configuration; the others only show a comparison).",
+	dedicatedCols:     []string{"Check", "Use", "Persistence", "Dynamic config"},
+	onDedicated:       "Dedicated server (%s): persistence %s; dynamic config %s",
+	judgedOn:          "judged on it",
 
 	starScale:     "Star scale",
 	starScaleCols: []string{"Stars", "Label", "Meaning"},
@@ -213,9 +215,10 @@ var textsJA = &texts{
 	dynamicConfigCols: []string{"環境 #", "キー", "値"},
 	dedicated:         "専用サーバーで判定したチェック",
 	dedicatedNone:     "すべてのチェックはパッケージ共通のサーバーで判定されました。",
-	dedicatedIntro:    "以下のチェックは、記載の設定で起動した専用サーバー上で実行されました。既定設定のサーバーでは結果が異なる可能性があります。",
-	dedicatedCols:     []string{"チェック", "永続化", "動的設定"},
-	onDedicated:       "専用サーバーで判定: 永続化 %s、動的設定 %s",
+	dedicatedIntro:    "以下のチェックは、記載の設定で起動した専用サーバー上で実行されました（そのサーバーで判定したチェックは、既定設定のサーバーでは結果が異なる可能性があります。それ以外は比較のために示すものです）。",
+	dedicatedCols:     []string{"チェック", "用途", "永続化", "動的設定"},
+	onDedicated:       "専用サーバー（%s）: 永続化 %s、動的設定 %s",
+	judgedOn:          "このサーバーで判定",
 
 	starScale:      "星評価基準",
 	starScaleCols:  []string{"星", "ラベル", "定義"},

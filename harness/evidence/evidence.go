@@ -61,9 +61,9 @@ type Record struct {
 	// harness/predicate); a negative control names the predicate of the
 	// check it guards.
 	Predicate string `json:"predicate,omitempty"`
-	// Server is the dedicated server the check was judged on, when it was
-	// not its package's shared server; nil otherwise.
-	Server *Server `json:"server,omitempty"`
+	// Servers are the dedicated servers the check ran on besides its
+	// package's shared one, in the order they were recorded.
+	Servers []Server `json:"servers,omitempty"`
 	// Attempt is 2 for a timing check rerun after a regression was found in
 	// its first run (see the Makefile's compare target); 0 or 1 otherwise.
 	Attempt int `json:"attempt,omitempty"`
@@ -160,10 +160,12 @@ func (t Table) Validate() error {
 	return nil
 }
 
-// Server describes a dedicated server a check was judged on. A reader
-// comparing with a server of default configuration must see what differed:
-// a check may pass only because of a setting listed here.
+// Server describes a dedicated server a check ran on. A reader comparing
+// with a server of default configuration must see what differed: a check may
+// pass only because of a setting listed here.
 type Server struct {
+	// Role says what the check did on it; "" when the check was judged on it.
+	Role          string            `json:"role,omitempty"`
 	Persistence   string            `json:"persistence,omitempty"`
 	DynamicConfig map[string]string `json:"dynamic_config,omitempty"`
 }
