@@ -32,7 +32,7 @@ PAIRED   := $(filter-out $(ALONE),$(patsubst %,./%,$(sort $(dir $(wildcard scena
 
 export DURABENCH_BIN := $(BIN)
 
-.PHONY: all build unit scenarios report test gate compare baseline bench clean
+.PHONY: all build unit scenarios report test gate compare baseline bench soak clean
 
 all: test
 
@@ -86,6 +86,17 @@ compare: build
 # review and commit reports/baseline.json.
 baseline: report
 	cp reports/report.json $(BASELINE)
+
+# The soak run: PF-02 with its children pattern at the full 1,000×1,000 (a
+# million activities: over an hour on 2 cores), into its own evidence
+# directory, rendered to bin/soak/REPORT.md. `make test` and `make report`
+# run the pattern as 50×100.
+SOAK_DIR := $(CURDIR)/bin/soak
+soak: build
+	rm -rf $(SOAK_DIR)
+	DURABENCH_SOAK=1 DURABENCH_EVIDENCE_DIR=$(SOAK_DIR)/evidence \
+		$(GO) test -count=1 -timeout 4h -run '^TestPF02$$' ./scenarios/pf/
+	$(BIN) report -evidence $(SOAK_DIR)/evidence -out $(SOAK_DIR)
 
 # Go benchmarks of the PF paths (step, function call, fan-out, payload echo)
 # on their own embedded server, in the text benchstat reads: `make bench`

@@ -15,6 +15,7 @@ import (
 	"github.com/durabench/durabench/scenarios/cp"
 	"github.com/durabench/durabench/scenarios/ex"
 	"github.com/durabench/durabench/scenarios/op"
+	"github.com/durabench/durabench/scenarios/pf"
 	"github.com/durabench/durabench/scenarios/rt"
 	"github.com/durabench/durabench/scenarios/vr"
 )
@@ -27,7 +28,7 @@ var predicates = map[string]func() []predicate.Spec{
 	"rt": rt.Predicates,
 	"sg": nil,
 	"wf": nil,
-	"pf": nil,
+	"pf": pf.Predicates,
 	"vr": vr.Predicates,
 	"cp": cp.Predicates,
 	"op": op.Predicates,

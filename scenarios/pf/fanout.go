@@ -57,6 +57,23 @@ func FanOutWorkflow(ctx workflow.Context, in FanOutInput) (int, error) {
 	return in.Done, nil
 }
 
+// FanFuturesWorkflow schedules n activities in its first workflow task,
+// keeping their futures, then awaits them in order: the shape most users
+// write for a fan-out that fits in one history.
+func FanFuturesWorkflow(ctx workflow.Context, n int) (int, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 2 * time.Minute})
+	futures := make([]workflow.Future, n)
+	for i := range futures {
+		futures[i] = workflow.ExecuteActivity(ctx, fanActivity)
+	}
+	for i, f := range futures {
+		if err := f.Get(ctx, nil); err != nil {
+			return i, err
+		}
+	}
+	return n, nil
+}
+
 // FanParentInput shapes the children pattern: Children fan-out children,
 // started Batch at a time, each running PerChild activities.
 type FanParentInput struct {

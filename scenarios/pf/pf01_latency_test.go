@@ -31,9 +31,7 @@ const (
 	stepWarmup  = 50
 	roundWarmup = 5
 	stepRounds  = 10
-	stepSamples = 1000 // per kind, over stepRounds rounds
 	loadRounds  = 4
-	loadSamples = 200
 	loadWorkers = 100
 	loadPeriod  = 5 * time.Second
 	knobRounds  = 4
@@ -74,8 +72,9 @@ func TestPF01(t *testing.T) {
 	note := r.delayNote()
 
 	a, l, f := act.sum, local.sum, stats.Summarize(fn)
-	p95lo, p95hi := stats.Bootstrap(act.samples, func(xs []float64) float64 { return stats.Quantile(xs, 0.95) })
-	m := merge(a.Metrics("activity_step_ms"), map[string]float64{"activity_step_ms_p95_lo": p95lo, "activity_step_ms_p95_hi": p95hi})
+	p95, p99, lp95 := tailOf(act.samples, 0.95), tailOf(act.samples, 0.99), tailOf(local.samples, 0.95)
+	m := merge(a.Metrics("activity_step_ms"), map[string]float64{"activity_step_ms_p95_lo": p95.lo, "activity_step_ms_p95_hi": p95.hi,
+		"activity_step_ms_p99_lo": p99.lo, "activity_step_ms_p99_hi": p99.hi})
 	activityLatency.Chart(evidence.Chart{
 		ID: "PF-01-step-latency", Title: "PF-01 step latency timed from the client", Kind: evidence.Histogram,
 		XLabel: "milliseconds per step", YLabel: "steps",
@@ -87,40 +86,63 @@ func TestPF01(t *testing.T) {
 	// The floors cover what runs on the reference machine (2 cores) showed.
 	// The activity step is pinned by the history shard's transfer-queue
 	// reads (at most 20 a second by default): 47.7 to 49.4 ms over a dozen
-	// runs, but 38.9 in one where the machine was slow (the update round
-	// trip doubled), because a slower turnaround falls nearer the next read;
-	// 27% apart, so 30% counts. Work added to the activity can hide in that
-	// wait; the local activity step shows it in full, and moves with the
-	// machine's load (6.9 to 14.9 ms over fifteen runs, a factor of 2.2),
-	// so only an increase of 200% counts. The update round trip is shown, not
-	// gated.
+	// quiet runs, but 37.3 and 38.9 in runs where the machine was slow (the
+	// update round trip doubled), because a slower turnaround falls nearer
+	// the next read; 27% apart, so 30% counts. Work added to the activity
+	// can hide in that wait; the local activity step shows it in full, and
+	// moves with the machine's load (6.9 to 14.9 ms over fifteen runs, a
+	// factor of 2.2), so only an increase of 200% counts. The update round
+	// trip is shown, not gated.
 	activityLatency.Gate("activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 0.3})
 	localCheck.Gate("local_activity_step_ms", evidence.GateRule{Better: evidence.LowerIsBetter, MinEffect: 2})
-	activityLatency.Result(a.N >= stepSamples && a.P95 < 500, fmt.Sprintf("%d empty activity steps in %d rounds, interleaved with the other kinds, each round on a new workflow (the median's interval resamples rounds): %s%s",
-		a.N, stepRounds, describe(a, "ms"), note), m)
-	p95Check.Result(p95hi < 100, fmt.Sprintf("activity step p95 %.2f ms, 95%% interval [%.2f, %.2f] ms; judged on the upper bound against 100 ms%s",
-		a.P95, p95lo, p95hi, note), nil)
-	localCheck.Result(l.P50Hi < a.P50Lo, fmt.Sprintf("local activity step %s; activity step median %.2f ms [%.2f, %.2f]: the local activity is %.1f× faster and the intervals %s%s",
+	harness.Decide(activityLatency, activityLatencyPredicate, a, fmt.Sprintf("%d empty activity steps in %d rounds, interleaved with the other kinds, each round on a new workflow (the median's interval resamples rounds): %s; p95 against %.0f ms%s",
+		a.N, stepRounds, describe(a, "ms"), activityP95Ceiling, note), m)
+	harness.Decide(p95Check, activityP95Predicate, p95, tailText("activity step p95", p95, masterTypicalHigh)+note, nil)
+	harness.Decide(localCheck, localFasterPredicate, stepPair{l, a}, fmt.Sprintf("local activity step %s; activity step median %.2f ms [%.2f, %.2f]: the local activity is %.1f× faster and the intervals %s%s",
 		describe(l, "ms"), a.P50, a.P50Lo, a.P50Hi, a.P50/l.P50, overlapWord(l.P50Hi < a.P50Lo), note), l.Metrics("local_activity_step_ms"))
-	p99Check.Result(a.P99 < 50, fmt.Sprintf("activity step p99 %.2f ms over %d steps (max %.2f ms)%s", a.P99, a.N, a.Max, note), nil)
-	localP95.Result(l.P95 < 10, fmt.Sprintf("local activity step p95 %.2f ms over %d steps%s", l.P95, l.N, note), nil)
+	harness.Decide(p99Check, activityP99Predicate, p99, tailText("activity step p99", p99, activityP99Ceiling)+fmt.Sprintf(" (max %.2f ms)", a.Max)+note,
+		map[string]float64{"activity_step_ms_p99": p99.est, "activity_step_ms_p99_lo": p99.lo, "activity_step_ms_p99_hi": p99.hi})
+	harness.Decide(localP95, localP95Predicate, lp95, tailText("local activity step p95", lp95, localP95Ceiling)+note,
+		map[string]float64{"local_activity_step_ms_p95": lp95.est, "local_activity_step_ms_p95_lo": lp95.lo, "local_activity_step_ms_p95_hi": lp95.hi})
 
 	// The step's own cost is what it adds to the update round trip.
-	overhead := a.P50 - none.sum.P50
-	baseline.Result(f.N >= stepSamples && overhead > 0 && a.P50Lo > f.P50Hi,
+	ov := overheadOf(a, none.sum, f)
+	harness.Decide(baseline, overheadPredicate, ov,
 		fmt.Sprintf("plain Go call of the same empty function, timed the same way: median %.0f ns (p99 %.0f ns, %d calls). "+
-			"An activity step costs %.2f ms at the median, %.0f× the call; the update round trip alone (no step) %s, so the activity adds %.2f ms and a local activity %.2f ms%s",
-			f.P50*1e6, f.P99*1e6, f.N, a.P50, a.P50/math.Max(f.P50, 1e-9), describe(none.sum, "ms"), overhead, l.P50-none.sum.P50, note),
-		merge(none.sum.Metrics("update_only_ms"), map[string]float64{"function_call_ns_mean": f.Mean * 1e6, "function_call_ns_p99": f.P99 * 1e6, "function_call_n": float64(f.N)}))
+			"The update round trip alone (no step) %s; an activity step %.2f ms at the median, so the activity adds %.2f ms [%.2f, %.2f] (the interval from the two medians' intervals), %.0f× the call, "+
+			"against the master's typical band of %.0f–%.0f ms for a step (CRITERIA.md PF-01): %s; a local activity adds %.2f ms%s",
+			f.P50*1e6, f.P99*1e6, f.N, describe(none.sum, "ms"), a.P50, ov.median, ov.lo, ov.hi, ov.median/math.Max(f.P50, 1e-9),
+			masterTypicalLow, masterTypicalHigh, bandWord(ov), l.P50-none.sum.P50, note),
+		merge(none.sum.Metrics("update_only_ms"), map[string]float64{"step_overhead_ms": ov.median, "step_overhead_ms_lo": ov.lo, "step_overhead_ms_hi": ov.hi,
+			"function_call_ns_mean": f.Mean * 1e6, "function_call_ns_p99": f.P99 * 1e6, "function_call_n": float64(f.N)}))
 
 	bd := explain(act, none)
-	knobs := r.knobSensitivity(ctx, t, env)
-	breakdown.Result(bd.ok, bd.detail+" "+knobs.detail+note, merge(bd.metrics, knobs.metrics))
+	knobs := r.knobSensitivity(ctx, t, env, breakdown)
+	harness.Decide(breakdown, breakdownPredicate, bd.accounting, bd.detail+" "+knobs.detail+note, merge(bd.metrics, knobs.metrics))
 
 	before = env.Calibrate(ctx, t)
-	ls, ldetail := r.underLoad(ctx, t)
+	ld, ldetail := r.underLoad(ctx, t)
 	underLoad.HostProbe(calibrate.Series{Before: before, After: env.Calibrate(ctx, t)})
-	underLoad.Result(ls.N >= loadSamples && ls.P99 < 100, ldetail+note, ls.Metrics("loaded_activity_step_ms"))
+	harness.Decide(underLoad, underLoadPredicate, ld, ldetail+note, merge(ld.sum.Metrics("loaded_activity_step_ms"),
+		map[string]float64{"loaded_activity_step_ms_p99_lo": ld.p99.lo, "loaded_activity_step_ms_p99_hi": ld.p99.hi, "load_activities_per_s": ld.ranPer}))
+}
+
+// tailText reports a tail percentile with its interval against a ceiling
+// judged on the upper bound, and the margin left.
+func tailText(what string, i interval, ceiling float64) string {
+	return fmt.Sprintf("%s %.2f ms, 95%% interval [%.2f, %.2f] ms; judged on the upper bound against %.0f ms (the catalog's ceiling): %.2f ms %s",
+		what, i.est, i.lo, i.hi, ceiling, math.Abs(ceiling-i.hi), map[bool]string{true: "to spare", false: "over"}[i.hi < ceiling])
+}
+
+// bandWord says where an overhead's interval lies against the master's band.
+func bandWord(o overhead) string {
+	switch {
+	case o.hi > masterTypicalHigh:
+		return "above it"
+	case o.lo < masterTypicalLow:
+		return "not wholly inside it"
+	}
+	return "inside it"
 }
 
 // series is one kind's timed steps and the metrics recorded meanwhile.
@@ -281,10 +303,12 @@ func perStep(d snapshot, wf string, n int) []component {
 	}
 }
 
+// verdict is what a part of a check observed: its detail and metrics, and
+// for the breakdown the accounting its predicate judges.
 type verdict struct {
-	ok      bool
-	detail  string
-	metrics map[string]float64
+	accounting accounting
+	detail     string
+	metrics    map[string]float64
 }
 
 // explain accounts for what an activity step adds to an update-only step:
@@ -307,7 +331,6 @@ func explain(act, none series) verdict {
 	}
 	m["step_overhead_accounted_ms"] = accounted
 	gap := math.Abs(measured-accounted) / measured
-	ok := measured > 0 && gap <= 0.10
 	detail := fmt.Sprintf("Where an activity step's time goes (means per step over %d steps, activity series minus update-only series, SDK metrics via a Prometheus-backed MetricsHandler): %s. "+
 		"Sum %.2f ms against a measured %.2f ms (%.2f ms activity step − %.2f ms update only): %.0f%% accounted, %.1f%% apart.",
 		int(n), strings.Join(parts, ", "), accounted, measured, act.sum.Mean, none.sum.Mean, 100*accounted/measured, 100*gap)
@@ -317,7 +340,7 @@ func explain(act, none series) verdict {
 	} else {
 		detail += " Server metrics: not read (the server is external)."
 	}
-	return verdict{ok: ok, detail: detail, metrics: m}
+	return verdict{accounting: accounting{measured, accounted}, detail: detail, metrics: m}
 }
 
 // serverTop lists the five operations of a server latency histogram with
@@ -345,53 +368,55 @@ func metricName(s string) string {
 type knob struct {
 	name   string
 	values map[string]string
-	why    string
 }
 
-// latencyKnobs are the settings tried, each on a server of its own; the
-// first two move the figures on the dev server, the third is shown because
-// it is the obvious suspect and does not.
+// latencyKnobs are the settings tried, each on a server of its own: eager
+// activity dispatch off (the default is on), the history shard's transfer
+// queue read up to 1,000 times a second (the default is 20), and one
+// task-queue partition instead of four. What each changed is in the detail,
+// with the parts of the step the SDK's metrics saw move.
 var latencyKnobs = []knob{
-	{"no_eager_activity", map[string]string{"system.enableActivityEagerExecution": "false"},
-		"eager activity execution off (the default is on): the activity is dispatched through the history shard's transfer queue and matching instead of riding back on the workflow task's response"},
-	{"transfer_poll_1000", map[string]string{"history.transferProcessorMaxPollRPS": "1000"},
-		"the history shard's transfer queue may be read 1,000 times a second instead of the default 20, so a new workflow or activity task no longer waits up to 50 ms for the next read"},
-	{"one_partition", map[string]string{"matching.numTaskqueueReadPartitions": "1", "matching.numTaskqueueWritePartitions": "1"},
-		"one task-queue partition instead of four, so polls and tasks always meet on the same partition"},
+	{"no_eager_activity", map[string]string{"system.enableActivityEagerExecution": "false"}},
+	{"transfer_poll_1000", map[string]string{"history.transferProcessorMaxPollRPS": "1000"}},
+	{"one_partition", map[string]string{"matching.numTaskqueueReadPartitions": "1", "matching.numTaskqueueWritePartitions": "1"}},
 }
 
 // knobSensitivity measures the activity step on a dedicated server per knob
-// and, for the comparison, on one with the defaults.
-func (r *rig) knobSensitivity(ctx context.Context, t *testing.T, env *harness.Env) verdict {
+// and, for the comparison, on one with the defaults; each server is
+// recorded with check c as a comparison (c is not judged on them).
+func (r *rig) knobSensitivity(ctx context.Context, t *testing.T, env *harness.Env, c *harness.Check) verdict {
 	t.Helper()
 	if ok, why := env.CanKillServer(); !ok {
 		return verdict{detail: "Dynamic config: not measured (" + why + ")."}
 	}
 	m := map[string]float64{}
-	var parts []string
-	run := func(name string, dc map[string]string) stats.Summary {
+	run := func(name string, dc map[string]string) string {
 		srv := env.StartServer(t, harness.ServerOptions{DynamicConfig: dc})
+		c.OnServerAs(srv, "knob "+name+": the activity step timed for comparison, not judged")
 		kr := newRig(t, srv.Dial(t), "default", "", r.workerOpts)
 		kr.warmUp(ctx, t, kindActivity)
 		s := kr.stepRounds(ctx, t, knobRounds, knobSamples/knobRounds, kindActivity)[kindActivity]
 		maps.Copy(m, s.sum.Metrics(name+"_activity_step_ms"))
-		return s.sum
+		parts := perStep(s.delta, stepWorkflowName(kindActivity), s.sum.N)
+		return fmt.Sprintf("median %.2f ms [%.2f, %.2f]; per step %s %.2f ms, %s %.2f ms", s.sum.P50, s.sum.P50Lo, s.sum.P50Hi,
+			parts[0].name, parts[0].ms, parts[3].name, parts[3].ms)
 	}
-	def := run("default_server", nil)
-	parts = append(parts, fmt.Sprintf("a fresh server with the defaults: median %.2f ms [%.2f, %.2f]", def.P50, def.P50Lo, def.P50Hi))
+	out := []string{"a fresh server with the defaults: " + run("default_server", nil)}
+	def := m["default_server_activity_step_ms_p50"]
 	for _, k := range latencyKnobs {
-		s := run(k.name, k.values)
-		parts = append(parts, fmt.Sprintf("%v (%s): median %.2f ms [%.2f, %.2f], %+.0f%% (%s)",
-			k.values, k.why, s.P50, s.P50Lo, s.P50Hi, 100*(s.P50-def.P50)/def.P50, overlapWord(s.P50Hi < def.P50Lo || s.P50Lo > def.P50Hi)))
+		res := run(k.name, k.values)
+		p50, lo, hi := m[k.name+"_activity_step_ms_p50"], m[k.name+"_activity_step_ms_p50_lo"], m[k.name+"_activity_step_ms_p50_hi"]
+		apart := hi < m["default_server_activity_step_ms_p50_lo"] || lo > m["default_server_activity_step_ms_p50_hi"]
+		out = append(out, fmt.Sprintf("%v: %s, %+.0f%% against the defaults (intervals %s)", k.values, res, 100*(p50-def)/def, overlapWord(apart)))
 	}
-	return verdict{detail: fmt.Sprintf("Dynamic config, activity step over %d steps each: %s.", knobSamples, strings.Join(parts, "; ")), metrics: m}
+	return verdict{detail: fmt.Sprintf("Dynamic config, activity step over %d steps each: %s.", knobSamples, strings.Join(out, "; ")), metrics: m}
 }
 
 // underLoad runs loadWorkers workflows that each run an empty activity and
 // then a timer of loadPeriod, and times activity steps meanwhile. The load
 // is one the server sustains (with a 1 s period the dev server on 2 cores
 // falls behind, and the steps measure the queue, not the platform).
-func (r *rig) underLoad(ctx context.Context, t *testing.T) (stats.Summary, string) {
+func (r *rig) underLoad(ctx context.Context, t *testing.T) (loaded, string) {
 	t.Helper()
 	activities := func() (float64, error) {
 		s, err := r.sdk.Snapshot()
@@ -433,8 +458,9 @@ func (r *rig) underLoad(ctx context.Context, t *testing.T) (stats.Summary, strin
 		}
 	}
 	elapsed := s.sum.Mean * float64(s.sum.N) / 1000
-	return s.sum, fmt.Sprintf("with %d workflows running, each an empty activity and a %s timer in a loop (%.0f load activities/s offered, %.1f/s ran during the series), %d activity steps: %s",
-		loadWorkers, loadPeriod, float64(loadWorkers)/loadPeriod.Seconds(), loadSteps/elapsed, s.sum.N, describe(s.sum, "ms"))
+	l := loaded{steps: s.sum.N, offered: float64(loadWorkers) / loadPeriod.Seconds(), ranPer: loadSteps / elapsed, p99: tailOf(s.samples, 0.99), sum: s.sum}
+	return l, fmt.Sprintf("with %d workflows running, each an empty activity and a %s timer in a loop (%.0f load activities/s offered, %.1f/s ran during the series; at least %.0f%% must run for the series to count as loaded), %d activity steps: %s; %s",
+		loadWorkers, loadPeriod, l.offered, l.ranPer, 100*minLoadShare, s.sum.N, describe(s.sum, "ms"), tailText("p99", l.p99, loadedP99Ceiling))
 }
 
 func describe(s stats.Summary, unit string) string {

@@ -19,12 +19,13 @@ const (
 )
 
 const (
-	stepUpdate    = "step"
-	stopSignal    = "stop"
-	emptyActivity = "PFEmpty"
-	loadWorkflow  = "PFLoad"
-	fanOutName    = "PFFanOut"
-	fanParentName = "PFFanParent"
+	stepUpdate     = "step"
+	stopSignal     = "stop"
+	emptyActivity  = "PFEmpty"
+	loadWorkflow   = "PFLoad"
+	fanOutName     = "PFFanOut"
+	fanParentName  = "PFFanParent"
+	fanFuturesName = "PFFanFutures"
 )
 
 // stepWorkflowName gives each kind its own workflow type, so that the SDK's
@@ -119,6 +120,7 @@ func registerSteps(r worker.Registry, delay time.Duration, rec *fanRecorder) {
 	r.RegisterWorkflowWithOptions(LoadWorkflow, workflow.RegisterOptions{Name: loadWorkflow})
 	r.RegisterWorkflowWithOptions(FanOutWorkflow, workflow.RegisterOptions{Name: fanOutName})
 	r.RegisterWorkflowWithOptions(FanParentWorkflow, workflow.RegisterOptions{Name: fanParentName})
+	r.RegisterWorkflowWithOptions(FanFuturesWorkflow, workflow.RegisterOptions{Name: fanFuturesName})
 	r.RegisterActivityWithOptions(steps{delay}.Empty, activity.RegisterOptions{Name: emptyActivity})
 	r.RegisterActivityWithOptions(rec.recordCompletion, activity.RegisterOptions{Name: fanActivity})
 }
