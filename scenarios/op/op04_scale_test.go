@@ -127,7 +127,17 @@ type scaleTarget struct {
 	c    client.Client
 	addr string
 	ns   string
-	note string // where the server keeps its data, or why it is the environment's
+	note string          // where the server keeps its data, or why it is the environment's
+	srv  *harness.Server // the dedicated server; nil on the environment's
+}
+
+// judgedOn records the dedicated server, if there is one, with each check.
+func (s scaleTarget) judgedOn(checks ...*harness.Check) {
+	for _, c := range checks {
+		if s.srv != nil {
+			c.OnServer(s.srv)
+		}
+	}
 }
 
 // scaleDedicated starts the dedicated server, with dynamic config dc on top
@@ -138,7 +148,7 @@ func scaleDedicated(t *testing.T, dc map[string]string) scaleTarget {
 		return scaleTarget{c: env.Dial(t), addr: env.Options.HostPort, ns: env.Options.Namespace, note: "the environment's server (" + why + ")"}
 	}
 	srv := env.StartServer(t, harness.ServerOptions{InMemory: true, DynamicConfig: dc})
-	return scaleTarget{c: srv.Dial(t), addr: srv.Address(), ns: "default", note: scaleServerNote(srv)}
+	return scaleTarget{c: srv.Dial(t), addr: srv.Address(), ns: "default", note: scaleServerNote(srv), srv: srv}
 }
 
 func (s scaleTarget) role(tq string, args map[string]string) harness.RoleConfig {
@@ -150,6 +160,7 @@ func testOP04WorkersShareQueue(t *testing.T) {
 	check := env.Check(t, "OP-04.workers-share-queue")
 	ctx := harness.Context(t, 3*time.Minute)
 	target := scaleDedicated(t, nil)
+	target.judgedOn(check)
 	tq := harness.TaskQueue(t)
 	w1 := env.StartWorker(t, scaleRole, target.role(tq, nil))
 	w2 := env.StartWorker(t, scaleRole, target.role(tq, nil))
@@ -386,6 +397,7 @@ func testOP04SaturationJoinLeave(t *testing.T) {
 	// as the worker left; the server names the setting and its effect in
 	// its dynamic config, recorded in the detail.
 	target := scaleDedicated(t, map[string]string{scaleCancelPollsOnShutdown: "true"})
+	target.judgedOn(bpCheck, jlCheck)
 	c, ns, tq := target.c, target.ns, harness.TaskQueue(t)
 	led := filepath.Join(env.Scratch(t), "ledger.jsonl")
 	cfg := target.role(tq, map[string]string{scaleArgLedger: led})

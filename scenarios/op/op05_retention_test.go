@@ -53,6 +53,9 @@ func TestOP05(t *testing.T) {
 				chk.NotMeasured("needs a dedicated server with its own dynamic config and archival: " + why)
 				return
 			}
+			if c.dedicated {
+				chk.OnServer(srv)
+			}
 			t.Parallel()
 			c.run(t, chk, srv)
 		})

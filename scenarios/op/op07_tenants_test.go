@@ -567,6 +567,7 @@ func testOP07RateLimit(t *testing.T) {
 	scoped := func(v int) string { return fmt.Sprintf("[{constraints: {namespace: %s}, value: %d}]", tenantNoisy, v) }
 	dc := map[string]string{"frontend.namespaceRPS": scoped(tenantLimit), "frontend.namespaceBurstRatio": scoped(tenantBurstRatio)}
 	srv := env.StartServer(t, harness.ServerOptions{Namespaces: []string{"default", tenantNoisy, tenantQuiet}, Metrics: true, DynamicConfig: dc})
+	check.OnServer(srv)
 	ctx := harness.Context(t, time.Minute)
 	svc := srv.Dial(t).WorkflowService()
 	tq := harness.TaskQueue(t) // no worker: the started runs stay open

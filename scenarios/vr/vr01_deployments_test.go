@@ -267,7 +267,9 @@ func testDrainAndRetire(t *testing.T) {
 		return
 	}
 	ctx := harness.Context(t, 2*time.Minute)
-	c := env.StartServer(t, harness.ServerOptions{DynamicConfig: retireConfig}).Dial(t)
+	srv := env.StartServer(t, harness.ServerOptions{DynamicConfig: retireConfig})
+	check.OnServer(srv)
+	c := srv.Dial(t)
 	o, timings, err := observeRetirement(ctx, t, c)
 	keys := slices.Sorted(maps.Keys(o.config))
 	cfg := make([]string, len(keys))
