@@ -78,7 +78,12 @@ func ReadJSON(r io.Reader) (*JSONReport, error) {
 type Comparison struct {
 	Regressions []Regression
 	Unconfirmed []Regression
-	Metrics     int
+	// Slower lists gated medians that moved the worse way with the two
+	// intervals apart, but by less than they may move: not a regression,
+	// shown with the host probe's verdict so that a reader sees whether the
+	// host or the platform was slower.
+	Slower  []Regression
+	Metrics int
 }
 
 // Rerun lists the commands that rerun the checks behind the regressions
@@ -268,14 +273,23 @@ func compareMetrics(base, cur jsonItem, o CompareOptions, out *Comparison) {
 			rule := c.Gate[name]
 			effect := max(o.MinEffect, rule.MinEffect)
 			change := (cm[1] - bm[1]) / bm[1]
-			worse := cm[0] > bm[2] && change >= effect // lower is better: current's low end above baseline's high end
+			apart, by := cm[0] > bm[2], change // lower is better: current's low end above baseline's high end
 			if rule.Better == evidence.HigherIsBetter {
-				worse = cm[2] < bm[0] && -change >= effect
+				apart, by = cm[2] < bm[0], -change
 			}
-			if worse {
+			switch {
+			case apart && by >= effect:
 				out.add(Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
 					"%s median %.4g → %.4g (%+.1f%%, beyond the %.0f%% it may move); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
 					name+"_p50", bm[1], cm[1], 100*change, 100*effect, bm[0], bm[2], cm[0], cm[2])}, o, []jsonCheck{c}, baseChecks)
+			case apart && by > 0:
+				r := Regression{Kind: "metric", Item: cur.ID, Check: c.ID, Detail: fmt.Sprintf(
+					"%s median %.4g → %.4g (%+.1f%%, inside the %.0f%% it may move); 95%% intervals [%.4g, %.4g] and [%.4g, %.4g] do not overlap",
+					name+"_p50", bm[1], cm[1], 100*change, 100*effect, bm[0], bm[2], cm[0], cm[2])}
+				if _, detail, ok := hostProbe([]jsonCheck{c}, baseChecks, o.MinProbeSlowdown); ok && o.MinProbeSlowdown > 0 {
+					r.Detail += "; " + detail
+				}
+				out.Slower = append(out.Slower, r)
 			}
 		}
 	}

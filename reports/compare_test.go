@@ -297,3 +297,36 @@ func TestReadJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 4, *r.Items[0].Stars)
 }
+
+// A gated median that moved the worse way, intervals apart, but inside the
+// share it may move is no regression: Compare lists it as Slower, with the
+// host probe's verdict where both runs carry one.
+func TestCompareSlower(t *testing.T) {
+	p := func(lo, mid, hi float64) *[3]float64 { return &[3]float64{lo, mid, hi} }
+	quiet, slow, disk := p(28, 29, 30), p(40, 44, 50), p(0.2, 0.3, 0.4)
+	base := pfItem([3]float64{9, 10, 11}, [3]float64{95, 100, 105})
+	tests := []struct {
+		name       string
+		base, cur  jsonItem
+		slower     int
+		regression int
+		detail     string
+	}{
+		{"rate down 15%, inside its 25%: slower, no probe", base, pfItem([3]float64{9, 10, 11}, [3]float64{80, 85, 90}), 1, 0, "(-15.0%, inside the 25% it may move)"},
+		{"slower on a slower host", withProbe(base, quiet, disk), withProbe(pfItem([3]float64{9, 10, 11}, [3]float64{80, 85, 90}), slow, disk), 1, 0, "host probe slowed: CPU 29 → 44 ms"},
+		{"slower on a steady host", withProbe(base, quiet, disk), withProbe(pfItem([3]float64{9, 10, 11}, [3]float64{80, 85, 90}), quiet, disk), 1, 0, "host probe steady"},
+		{"intervals overlap: nothing", base, pfItem([3]float64{9, 10, 11}, [3]float64{90, 97, 104}), 0, 0, ""},
+		{"faster: nothing", base, pfItem([3]float64{8, 8.5, 8.9}, [3]float64{110, 115, 120}), 0, 0, ""},
+		{"beyond its 25%: a regression, not slower", base, pfItem([3]float64{9, 10, 11}, [3]float64{50, 55, 60}), 0, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compare(&JSONReport{Items: []jsonItem{tt.base}}, &JSONReport{Items: []jsonItem{tt.cur}}, CompareOptions{MinEffect: 0.2, MinProbeSlowdown: 1.25})
+			require.Len(t, got.Slower, tt.slower)
+			assert.Len(t, got.Regressions, tt.regression)
+			if tt.slower > 0 {
+				assert.Contains(t, got.Slower[0].Detail, tt.detail)
+			}
+		})
+	}
+}

@@ -55,6 +55,9 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	for _, r := range cmp.Unconfirmed {
 		fmt.Fprintf(stdout, "unconfirmed: %s\n", r)
 	}
+	for _, r := range cmp.Slower {
+		fmt.Fprintf(stdout, "slower: %s\n", r)
+	}
 	if len(cmp.Unconfirmed) > 0 {
 		fmt.Fprintf(stderr, "compare: %d regression(s) unconfirmed: the host was busy or slower while they were measured; rerun on a quiet machine to judge them\n", len(cmp.Unconfirmed))
 	}
