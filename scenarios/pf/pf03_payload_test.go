@@ -671,8 +671,9 @@ func testPayloadWarning(t *testing.T, srv *harness.Server) {
 	c := payloadDial(t, o, logs)
 	idle := harness.UniqueID(t, "idle")
 	// 300,000 bytes is above the 256 KB that the catalog and the docs page
-	// name. The other two inputs encode to exactly the documented threshold
-	// and to one byte more: SDK and server both warn on size > threshold.
+	// name. The other two are the largest input that encodes to no more than
+	// the documented threshold, and one data byte more: SDK and server both
+	// warn on encoded size > threshold.
 	atWarn := payloadDataFor(t, payloadDocumentedWarn)
 	sizes := []int{300_000, atWarn, atWarn + 1}
 	ids := make([]string, len(sizes))
@@ -865,7 +866,8 @@ func testPayloadHistoryLimit(t *testing.T, srv *harness.Server) {
 			o.step = o.stoppedAt * b.in.Batch / stopped.activities
 		}
 
-		// The same work with continue-as-new: twice what one run held.
+		// More work than one run can hold, with continue-as-new: twice what
+		// the stopped run held, rounded down to whole batches.
 		chain := b.in
 		chain.Target = 2 * max(stopped.activities, chain.Batch)
 		chain.Target -= chain.Target % chain.Batch
@@ -892,7 +894,7 @@ func testPayloadHistoryLimit(t *testing.T, srv *harness.Server) {
 		}
 		obs = append(obs, o)
 		parts = append(parts, fmt.Sprintf("history %s limit %d %s (%s): a run growing without end was %s at %d bytes and %d events (%.2f of the limit; one batch of %d activities adds about %d %s) after %d activities, reason %q by %q (terminated by the test: %t; error seen by the client: %v); "+
-			"with continue-as-new when suggested (%s=%s) %d activities (twice what the stopped run held) completed %d over %d runs (%d found in history), the largest run %d %s (chain error: %v)",
+			"with continue-as-new when suggested (%s=%s) %d activities (twice what the stopped run held, in whole batches) completed %d over %d runs (%d found in history), the largest run %d %s (chain error: %v)",
 			b.name, o.limit, b.unit, b.key, stopped.status, stopped.size, stopped.events, float64(o.stoppedAt)/float64(o.limit), b.in.Batch, o.step, b.unit, stopped.activities, stopped.reason, stopped.identity, o.byUs, growErr,
 			b.suggest, srv.Info().DynamicConfig[b.suggest], o.target, o.done, o.runs, o.runsFound, o.largest, b.unit, o.chainErr))
 		metrics[b.name+"_limit"] = float64(o.limit)
