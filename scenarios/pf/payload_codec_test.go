@@ -228,3 +228,20 @@ func TestPayloadSizeText(t *testing.T) {
 		assert.Equal(t, tt.want, payloadSizeText(tt.n))
 	}
 }
+
+func TestPayloadDataFor(t *testing.T) {
+	for _, wire := range []int{1000, payloadDocumentedWarn, payloadDocumentedLimit} {
+		n := payloadDataFor(t, wire)
+		assert.LessOrEqual(t, payloadWireSize(t, n), wire, "wire %d", wire)
+		assert.Greater(t, payloadWireSize(t, n+1), wire, "wire %d", wire)
+	}
+}
+
+func TestPayloadLogValue(t *testing.T) {
+	l := &payloadLog{}
+	l.Warn("[TMPRL1103] Attempted to upload payloads with size that exceeded the warning limit.", "PayloadSize", 524289, "PayloadSizeLimit", 524288)
+	line := l.matching(payloadSDKWarning)[0]
+	assert.Equal(t, "524288", payloadLogValue(line, "PayloadSizeLimit"))
+	assert.Equal(t, "524289", payloadLogValue(line, "PayloadSize"))
+	assert.Equal(t, "(absent)", payloadLogValue(line, "MemoSize"))
+}
