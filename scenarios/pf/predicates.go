@@ -10,5 +10,5 @@ import (
 // Each check of PF-01..PF-03 is decided by one of them
 // (scenarios/rules_test.go).
 func Predicates() []predicate.Spec {
-	return slices.Concat(latencyPredicates(), fanOutPredicates())
+	return slices.Concat(latencyPredicates(), fanOutPredicates(), payloadPredicates())
 }
