@@ -32,7 +32,10 @@ const recordHistoriesEnv = "DURABENCH_RECORD_HISTORIES"
 // TestEX07 measures replay accuracy: histories fetched from the server, with
 // activities, timers, signals, children, updates and continue-as-new, and a
 // randomized corpus, replay with worker.WorkflowReplayer and reproduce the
-// recorded results; histories committed under fixtures/ still replay.
+// recorded results; histories committed under fixtures/histories still
+// replay, those recorded with this SDK and those recorded with an older SDK
+// release (fixtures/histories/sdk-v*, written by make fixtures-old-sdk).
+// Each check is decided by its predicate in predicates_replay.go.
 func TestEX07(t *testing.T) {
 	t.Parallel()
 	env := harness.Get(t)
