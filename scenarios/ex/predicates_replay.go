@@ -50,7 +50,7 @@ func replayOf(name string, rp Replay, h *historypb.History) replayed {
 
 func (r replayed) String() string {
 	if r.ok {
-		return r.name + ": reproduced"
+		return r.name + ": replay reproduced the recorded result"
 	}
 	return r.name + ": " + r.why
 }
