@@ -396,6 +396,11 @@ func (x *replayEnv) replaySet(t *testing.T, dir string) fixtureSet {
 			t.Fatalf("harness: fixture %s: %v", entry.File, err)
 		}
 		s.histories++
+		for _, ev := range h.GetEvents() {
+			if v := ev.GetWorkflowTaskCompletedEventAttributes().GetSdkMetadata().GetSdkVersion(); v != "" && !slices.Contains(s.writtenBy, v) {
+				s.writtenBy = append(s.writtenBy, v)
+			}
+		}
 		if r := replayOf(entry.File, x.r.Replay(h, entry.WorkflowID), h); !r.ok {
 			s.failed = append(s.failed, r.String())
 		}

@@ -287,13 +287,15 @@ type fixtureSet struct {
 	recordedOn    string // the server version
 	recordedAt    string // the manifest's date
 	histories     int
+	writtenBy     []string // the distinct SDK versions the histories' own WorkflowTaskCompleted events record
 	failed        []string
 	replayingWith string // temporal.SDKVersion of the SDK under test
 }
 
 func (s fixtureSet) String() string {
-	return fmt.Sprintf("%s: %d histories recorded %s with SDK %s on server %s, replayed with SDK %s: %d do not reproduce their result %v",
-		s.dir, s.histories, s.recordedAt, s.recordedSDK, s.recordedOn, s.replayingWith, len(s.failed), s.failed)
+	return fmt.Sprintf("%s: %d histories recorded %s with SDK %s (per the manifest; their workflow tasks were completed by SDK %v) on server %s, "+
+		"replayed with SDK %s: %d do not reproduce their result %v",
+		s.dir, s.histories, s.recordedAt, s.recordedSDK, s.writtenBy, s.recordedOn, s.replayingWith, len(s.failed), s.failed)
 }
 
 // fixturesReplay: the committed set holds histories and every one
@@ -318,22 +320,31 @@ type olderSDKReplay struct {
 }
 
 // olderSDKHistoriesReplay: there is at least one set, each was recorded
-// with an SDK release older than the one replaying it, holds histories, and
-// every one of them replays without nondeterminism to its recorded result.
+// with an SDK release older than the one replaying it (as its manifest says
+// and as the SDK metadata of the histories' completed workflow tasks says),
+// holds histories, and every one of them replays without nondeterminism to
+// its recorded result.
 func olderSDKHistoriesReplay(o olderSDKReplay) bool {
 	return len(o.sets) > 0 && !slices.ContainsFunc(o.sets, func(s fixtureSet) bool {
-		return !olderVersion(s.recordedSDK, s.replayingWith) || !fixturesReplay(s)
+		older := func(v string) bool { return olderVersion(v, s.replayingWith) }
+		return !older(s.recordedSDK) || len(s.writtenBy) == 0 || !all(s.writtenBy, older) || !fixturesReplay(s)
 	})
+}
+
+func all[T any](xs []T, f func(T) bool) bool {
+	return !slices.ContainsFunc(xs, func(x T) bool { return !f(x) })
 }
 
 var replayOlderSDKPredicate = predicate.New("EX-07.replay-older-sdk", "olderSDKHistoriesReplay", olderSDKHistoriesReplay,
 	predicate.Case[olderSDKReplay]{Name: "ten histories recorded with 1.44.0 reproduce their results on 1.50.0",
-		In: olderSDKReplay{sets: []fixtureSet{{dir: "fixtures/histories/sdk-v1.44", recordedSDK: "1.44.0", histories: 10, replayingWith: "1.50.0"}}}, Want: true},
+		In: olderSDKReplay{sets: []fixtureSet{{dir: "fixtures/histories/sdk-v1.44", recordedSDK: "1.44.0", histories: 10, writtenBy: []string{"1.44.0"}, replayingWith: "1.50.0"}}}, Want: true},
 	predicate.Case[olderSDKReplay]{Name: "a history recorded with 1.44.0 no longer replays on 1.50.0",
-		In: olderSDKReplay{sets: []fixtureSet{{dir: "fixtures/histories/sdk-v1.44", recordedSDK: "1.44.0", histories: 10, replayingWith: "1.50.0",
+		In: olderSDKReplay{sets: []fixtureSet{{dir: "fixtures/histories/sdk-v1.44", recordedSDK: "1.44.0", histories: 10, writtenBy: []string{"1.44.0"}, replayingWith: "1.50.0",
 			failed: []string{"signals.json: " + mismatchErr}}}}, Want: false},
 	predicate.Case[olderSDKReplay]{Name: "the set was recorded again with the SDK under test: nothing crosses versions",
-		In: olderSDKReplay{sets: []fixtureSet{{dir: "fixtures/histories/sdk-v1.44", recordedSDK: "1.50.0", histories: 10, replayingWith: "1.50.0"}}}, Want: false},
+		In: olderSDKReplay{sets: []fixtureSet{{dir: "fixtures/histories/sdk-v1.44", recordedSDK: "1.50.0", histories: 10, writtenBy: []string{"1.50.0"}, replayingWith: "1.50.0"}}}, Want: false},
+	predicate.Case[olderSDKReplay]{Name: "the manifest names 1.44.0 but the histories were written by 1.50.0",
+		In: olderSDKReplay{sets: []fixtureSet{{dir: "fixtures/histories/sdk-v1.44", recordedSDK: "1.44.0", histories: 10, writtenBy: []string{"1.50.0"}, replayingWith: "1.50.0"}}}, Want: false},
 	predicate.Case[olderSDKReplay]{Name: "no set recorded with an older SDK", In: olderSDKReplay{}, Want: false},
 )
 
