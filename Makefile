@@ -32,7 +32,7 @@ PAIRED   := $(filter-out $(ALONE),$(patsubst %,./%,$(sort $(dir $(wildcard scena
 
 export DURABENCH_BIN := $(BIN)
 
-.PHONY: all build unit scenarios report test gate compare baseline bench soak clean
+.PHONY: all build unit scenarios report test gate compare baseline bench soak clean fixtures-old-sdk
 
 all: test
 
@@ -108,6 +108,26 @@ bench: build
 	set -o pipefail; DURABENCH_EVIDENCE_DIR=$(CURDIR)/bin/bench-evidence \
 		$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -timeout 60m ./scenarios/pf | tee bin/bench.txt
 	$(GO) tool benchstat bin/bench.txt
+
+# Histories of the EX-07 workflow shapes recorded with an older Go SDK
+# release, which EX-07.replay-older-sdk replays on the SDK under test. The
+# recorder is a module of its own (fixtures/$(OLD_SDK), with its own go.mod),
+# so `go vet ./...` and `go test ./...` here never build it. It runs against
+# an embedded dev server on a free loopback port, stopped afterwards.
+OLD_SDK ?= sdk-v1.44
+fixtures-old-sdk: build
+	@set -euo pipefail; tmp=$$(mktemp -d); \
+	$(BIN) devserver --port 0 > $$tmp/ready 2> $$tmp/server.log & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$tmp' EXIT; \
+	for i in $$(seq 1200); do \
+		grep -q '"ready":true' $$tmp/ready && break; \
+		kill -0 $$pid 2>/dev/null || { cat $$tmp/server.log; echo "devserver exited before it was ready"; exit 1; }; \
+		sleep 0.1; \
+	done; \
+	addr=$$(sed -n 's/.*"address":"\([^"]*\)".*/\1/p' $$tmp/ready); \
+	[ -n "$$addr" ] || { cat $$tmp/server.log; echo "devserver not ready after 120 s"; exit 1; }; \
+	echo "devserver on $$addr (pid $$pid)"; \
+	cd fixtures/$(OLD_SDK) && $(GO) run . -address $$addr -out ../histories/$(OLD_SDK)
 
 test: unit scenarios gate $(if $(TEMPORAL_ADDRESS),,compare)
 

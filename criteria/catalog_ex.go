@@ -230,7 +230,10 @@ func exItems() []Item {
 						TitleJA: "ランダム化したワークフロー（ランダムなシグナル・タイマー・Activity失敗・子ワークフロー）の履歴100件以上がすべて同一結果でリプレイされる"},
 					Check{ID: "EX-07.replay-committed-fixtures",
 						TitleEN: "histories committed under fixtures/histories, with the SDK and server versions they were recorded on, replay on the SDK under test and reproduce their recorded results",
-						TitleJA: "fixtures/historiesに記録時のSDK・サーバーのバージョンとともに保存した履歴が、評価対象のSDKでリプレイでき、記録された結果を再現する"}),
+						TitleJA: "fixtures/historiesに記録時のSDK・サーバーのバージョンとともに保存した履歴が、評価対象のSDKでリプレイでき、記録された結果を再現する"},
+					Check{ID: "EX-07.replay-older-sdk",
+						TitleEN: "histories recorded with an older Go SDK release (fixtures/histories/sdk-v*, each manifest naming that release and the server) replay on the SDK under test without nondeterminism and reproduce their recorded results",
+						TitleJA: "より古いGo SDKリリースで記録した履歴（fixtures/histories/sdk-v*。各manifestにそのリリースとサーバーのバージョンを記載）が、評価対象のSDKで非決定性エラーなくリプレイでき、記録された結果を再現する"}),
 			},
 		},
 	}

@@ -3,7 +3,6 @@ package ex
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -18,9 +17,9 @@ import (
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/durabench/durabench/harness"
 )
@@ -33,7 +32,10 @@ const recordHistoriesEnv = "DURABENCH_RECORD_HISTORIES"
 // TestEX07 measures replay accuracy: histories fetched from the server, with
 // activities, timers, signals, children, updates and continue-as-new, and a
 // randomized corpus, replay with worker.WorkflowReplayer and reproduce the
-// recorded results; histories committed under fixtures/ still replay.
+// recorded results; histories committed under fixtures/histories still
+// replay, those recorded with this SDK and those recorded with an older SDK
+// release (fixtures/histories/sdk-v*, written by make fixtures-old-sdk).
+// Each check is decided by its predicate in predicates_replay.go.
 func TestEX07(t *testing.T) {
 	t.Parallel()
 	env := harness.Get(t)
@@ -53,6 +55,7 @@ func TestEX07(t *testing.T) {
 		x.writeFixtures(t)
 	}
 	t.Run("committed_fixtures", x.testCommittedFixtures)
+	t.Run("older_sdk", x.testOlderSDK)
 }
 
 // replayEnv is shared by the EX-07 subtests: one worker, one replayer, and
@@ -70,11 +73,10 @@ type fixture struct {
 	h  *historypb.History
 }
 
-// keep records a history as a future fixture and replays it, reporting
-// whether it reproduced its recorded result.
-func (x *replayEnv) keep(name, id string, h *historypb.History) (bool, string) {
+// keep records a history as a future fixture and replays it.
+func (x *replayEnv) keep(name, id string, h *historypb.History) replayed {
 	x.fixtures[name] = fixture{id, h}
-	return x.r.Replay(h, id).ReproducesResult(h)
+	return replayOf(name, x.r.Replay(h, id), h)
 }
 
 // run starts wf, lets drive interact with it, and returns its result error
@@ -93,24 +95,16 @@ func (x *replayEnv) run(ctx context.Context, t *testing.T, prefix string, drive 
 	return run, mustHistory(ctx, t, x.c, run.GetID(), run.GetRunID())
 }
 
-func eventsPresent(h *historypb.History, types ...enumspb.EventType) bool {
-	n := countEvents(h)
-	for _, typ := range types {
-		if n[typ] == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 func (x *replayEnv) testSimple(t *testing.T) {
 	check := harness.Get(t).Check(t, "EX-07.replay-simple")
 	ctx := harness.Context(t, 2*time.Minute)
 	run, h := x.run(ctx, t, "simple", nil, SimpleWorkflow, 3)
-	ok, why := x.keep("simple.json", run.GetID(), h)
-	shape := eventsPresent(h, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, enumspb.EVENT_TYPE_TIMER_FIRED)
-	check.Result(ok && shape, fmt.Sprintf("history of %d events with activities and a timer (both present: %v): %s", len(h.GetEvents()), shape, okOr(ok, why)),
-		map[string]float64{"events": float64(len(h.GetEvents()))})
+	n := countEvents(h)
+	o := simpleReplay{events: len(h.GetEvents()), activities: n[enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED], timers: n[enumspb.EVENT_TYPE_TIMER_FIRED],
+		replay: x.keep("simple.json", run.GetID(), h)}
+	harness.Decide(check, replaySimplePredicate, o, fmt.Sprintf("%s: history of %d events with %d completed activities and %d fired timers; %s",
+		run.GetID(), o.events, o.activities, o.timers, o.replay),
+		map[string]float64{"events": float64(o.events), "activities": float64(o.activities), "timers": float64(o.timers)})
 }
 
 func (x *replayEnv) testSignalsTimers(t *testing.T) {
@@ -128,16 +122,11 @@ func (x *replayEnv) testSignalsTimers(t *testing.T) {
 		}
 		return nil
 	}, SignalsWorkflow, signals)
-	ok, why := x.keep("signals.json", run.GetID(), h)
-	rp := x.r.Replay(h, run.GetID())
-	var recorded []string
-	err := run.Get(ctx, &recorded)
-	kinds := map[string]int{}
-	for _, e := range recorded {
-		kinds[strings.SplitN(e, "-", 2)[0]]++
-	}
-	check.Result(err == nil && ok && kinds["signal"] == signals && kinds["timer"] > 0 && kinds["activity"] > 0,
-		fmt.Sprintf("recorded order %v; replayed result captured by interceptor: %v; %s", recorded, rp.Result, okOr(ok, why)),
+	o := signalsReplay{sent: signals, replay: x.keep("signals.json", run.GetID(), h)}
+	o.err = run.Get(ctx, &o.order)
+	kinds, interleaved := o.kinds()
+	harness.Decide(check, replaySignalsPredicate, o, fmt.Sprintf("%s: %d signals sent; recorded order %v (%d signals, %d timers, %d activities; a timer or activity between the first and last signal: %v; error: %v); %s",
+		run.GetID(), signals, o.order, kinds["signal"], kinds["timer"], kinds["activity"], interleaved, o.err, o.replay),
 		map[string]float64{"signals": float64(kinds["signal"]), "timers": float64(kinds["timer"]), "activities": float64(kinds["activity"])})
 }
 
@@ -146,10 +135,7 @@ func (x *replayEnv) testChildren(t *testing.T) {
 	ctx := harness.Context(t, 2*time.Minute)
 	const children = 3
 	run, h := x.run(ctx, t, "parent", nil, ParentWorkflow, children)
-	var results []string
-	ok, why := x.keep("parent.json", run.GetID(), h)
-	results = append(results, "parent: "+okOr(ok, why))
-	replayed := 0
+	o := childrenReplay{want: children, parent: x.keep("parent.json", run.GetID(), h)}
 	for _, ev := range h.GetEvents() {
 		a := ev.GetChildWorkflowExecutionStartedEventAttributes()
 		if a == nil {
@@ -157,49 +143,68 @@ func (x *replayEnv) testChildren(t *testing.T) {
 		}
 		child := a.GetWorkflowExecution()
 		ch := mustHistory(ctx, t, x.c, child.GetWorkflowId(), child.GetRunId())
-		cok, cwhy := x.keep(fmt.Sprintf("child-%d.json", replayed+1), child.GetWorkflowId(), ch)
-		ok = ok && cok
-		replayed++
-		results = append(results, fmt.Sprintf("child %d: %s", replayed, okOr(cok, cwhy)))
+		o.children = append(o.children, x.keep(fmt.Sprintf("child-%d.json", len(o.children)+1), child.GetWorkflowId(), ch))
 	}
-	check.Result(ok && replayed == children, fmt.Sprintf("parent with %d children (%d child histories replayed): %s", children, replayed, strings.Join(results, "; ")),
-		map[string]float64{"histories": float64(replayed + 1)})
+	harness.Decide(check, replayChildrenPredicate, o, fmt.Sprintf("%s with %d children asked, %d started (child histories replayed): %s; %s",
+		run.GetID(), children, len(o.children), o.parent, joinReplays(o.children)),
+		map[string]float64{"histories": float64(len(o.children) + 1)})
 }
 
+func joinReplays(rs []replayed) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = r.String()
+	}
+	return strings.Join(s, "; ")
+}
+
+// testContinueAsNew follows a ChainWorkflow chain run by run, replays each
+// run, reads the activity result each run's own history records, and
+// compares them with the state the last run returned: a platform that lost,
+// repeated or altered the state handed over at a continue-as-new returns
+// another state than the runs computed.
 func (x *replayEnv) testContinueAsNew(t *testing.T) {
 	check := harness.Get(t).Check(t, "EX-07.replay-continue-as-new")
 	ctx := harness.Context(t, 2*time.Minute)
 	const runs = 3
 	run := startWorkflow(ctx, t, x.c, scenarioOptions(x.tq, harness.UniqueID(t, "chain")), ChainWorkflow, ChainState{Runs: runs})
 	firstRun := run.GetRunID() // Get follows the chain and moves GetRunID to the last run
-	var final ChainState
-	if err := run.Get(ctx, &final); err != nil {
+	o := chainReplay{want: runs}
+	if err := run.Get(ctx, &o.final); err != nil {
 		t.Fatalf("chain: %v", err)
 	}
-	ok := final.Run == runs
-	var notes []string
-	var handedOver *historypb.History // the previous run's history, whose last event hands state over
-	i := 0
+	var ids []string
 	for runID := firstRun; runID != ""; {
-		i++
-		if i > runs {
-			t.Fatalf("harness: the chain has more than %d runs", runs)
+		if len(o.runs) == runs+1 {
+			break // a chain longer than asked: the predicate sees the extra run
 		}
 		h := mustHistory(ctx, t, x.c, run.GetID(), runID)
-		rok, why := x.keep(fmt.Sprintf("chain-%d.json", i), run.GetID(), h)
-		ok = ok && rok
-		notes = append(notes, fmt.Sprintf("run %d: %s", i, okOr(rok, why)))
-		if handedOver != nil {
-			same := proto.Equal(lastEvent(handedOver).GetWorkflowExecutionContinuedAsNewEventAttributes().GetInput(),
-				h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetInput())
-			ok = ok && same
-			notes = append(notes, fmt.Sprintf("state handed from run %d equals run %d's input: %v", i-1, i, same))
+		o.runs = append(o.runs, x.keep(fmt.Sprintf("chain-%d.json", len(o.runs)+1), run.GetID(), h))
+		ids = append(ids, runID)
+		if v, ok := activityResult(t, h); ok {
+			o.computed = append(o.computed, v)
 		}
-		handedOver = h
 		runID = lastEvent(h).GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
 	}
-	check.Result(ok && i == runs, fmt.Sprintf("chain of %d runs, final state %+v; %s", i, final, strings.Join(notes, "; ")),
-		map[string]float64{"runs": float64(i)})
+	harness.Decide(check, replayChainPredicate, o, fmt.Sprintf("%s: chain of %d runs (%d asked; run ids %v); Transform results recorded in each run's history %v; "+
+		"state the last run returned %+v, expected from those results %+v; %s",
+		run.GetID(), len(o.runs), runs, ids, o.computed, o.final, o.carried(), joinReplays(o.runs)),
+		map[string]float64{"runs": float64(len(o.runs))})
+}
+
+// activityResult decodes the result of the first completed activity in h.
+func activityResult(t *testing.T, h *historypb.History) (int, bool) {
+	t.Helper()
+	for _, ev := range h.GetEvents() {
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+			var v int
+			if err := converter.GetDefaultDataConverter().FromPayloads(a.GetResult(), &v); err != nil {
+				t.Fatalf("harness: activity result in history: %v", err)
+			}
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 func lastEvent(h *historypb.History) *historypb.HistoryEvent {
@@ -209,10 +214,10 @@ func lastEvent(h *historypb.History) *historypb.HistoryEvent {
 func (x *replayEnv) testUpdates(t *testing.T) {
 	check := harness.Get(t).Check(t, "EX-07.replay-updates")
 	ctx := harness.Context(t, 2*time.Minute)
+	o := updatesReplay{sent: []int{5, -1, 7}}
 	var outcomes []string
-	var rejected error
 	run, h := x.run(ctx, t, "updates", func(run client.WorkflowRun) error {
-		for _, n := range []int{5, -1, 7} {
+		for _, n := range o.sent {
 			handle, err := x.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 				WorkflowID: run.GetID(), UpdateName: addUpdate, Args: []any{n}, WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
@@ -220,31 +225,26 @@ func (x *replayEnv) testUpdates(t *testing.T) {
 			if err == nil {
 				err = handle.Get(ctx, &total)
 			}
-			if n < 0 {
-				rejected = err
-			} else if err != nil {
-				return fmt.Errorf("update add %d: %w", n, err)
+			if n <= 0 {
+				o.rejected = err
 			}
 			outcomes = append(outcomes, fmt.Sprintf("add %d: total %d (error: %v)", n, total, err))
 		}
 		return x.c.SignalWorkflow(ctx, run.GetID(), "", finishSignal, nil)
 	}, UpdatesWorkflow)
-	var total int
-	err := run.Get(ctx, &total)
-	ok, why := x.keep("updates.json", run.GetID(), h)
+	o.err = run.Get(ctx, &o.result)
+	o.replay = x.keep("updates.json", run.GetID(), h)
 	n := countEvents(h)
-	accepted, completed := n[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED], n[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED]
-	var appErr *temporal.ApplicationError
-	check.Result(err == nil && total == 12 && errors.As(rejected, &appErr) && accepted == 2 && completed == 2 && ok,
-		fmt.Sprintf("%s; result %d; history holds %d accepted and %d completed updates (the rejected one leaves no event); %s",
-			strings.Join(outcomes, "; "), total, accepted, completed, okOr(ok, why)),
-		map[string]float64{"accepted": float64(accepted)})
+	o.accepted, o.completed = n[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED], n[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED]
+	harness.Decide(check, replayUpdatesPredicate, o, fmt.Sprintf("%s: %s; result %d (error: %v); history holds %d accepted and %d completed updates; %s",
+		run.GetID(), strings.Join(outcomes, "; "), o.result, o.err, o.accepted, o.completed, o.replay),
+		map[string]float64{"accepted": float64(o.accepted), "completed": float64(o.completed)})
 }
 
 func (x *replayEnv) testCorpus(t *testing.T) {
 	check := harness.Get(t).Check(t, "EX-07.replay-corpus")
 	ctx := harness.Context(t, 2*time.Minute)
-	const n = 100
+	const n = minCorpus
 	seeds := make([]int64, n)
 	for i := range seeds {
 		seeds[i] = rand.Int64()
@@ -265,19 +265,20 @@ func (x *replayEnv) testCorpus(t *testing.T) {
 		}
 		return nil
 	})
-	var differ []string
+	var o corpusReplay
 	failedActivities := 0
 	for _, run := range runs {
 		h := mustHistory(ctx, t, x.c, run.GetID(), run.GetRunID())
 		failedActivities += countEvents(h)[enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED]
-		if ok, why := x.r.Replay(h, run.GetID()).ReproducesResult(h); !ok {
-			differ = append(differ, run.GetID()+": "+why)
+		o.histories++
+		if r := replayOf(run.GetID(), x.r.Replay(h, run.GetID()), h); !r.ok {
+			o.differ = append(o.differ, r.String())
 		}
 	}
-	check.Result(len(differ) == 0, fmt.Sprintf("%d randomized workflows (%d timers, %d activities of which %d exhausted their retries, %d children, "+
-		"%d signals): %d replays differ from their recorded result %v", n, kinds[stepTimer], kinds[stepActivity], failedActivities, kinds[stepChild],
-		kinds[stepSignal], len(differ), differ),
-		map[string]float64{"histories": n, "mismatches": float64(len(differ))})
+	harness.Decide(check, replayCorpusPredicate, o, fmt.Sprintf("%d randomized workflows replayed (%d timers, %d activities of which %d exhausted their retries, %d children, "+
+		"%d signals): %d replays differ from their recorded result %v", o.histories, kinds[stepTimer], kinds[stepActivity], failedActivities, kinds[stepChild],
+		kinds[stepSignal], len(o.differ), o.differ),
+		map[string]float64{"histories": float64(o.histories), "mismatches": float64(len(o.differ))})
 }
 
 // fixturesDir holds committed histories and their manifest.
@@ -329,8 +330,53 @@ func (x *replayEnv) writeFixtures(t *testing.T) {
 func (x *replayEnv) testCommittedFixtures(t *testing.T) {
 	env := harness.Get(t)
 	check := env.Check(t, "EX-07.replay-committed-fixtures")
-	dir := filepath.Join(env.Root, fixturesDir)
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	s := x.replaySet(t, fixturesDir)
+	harness.Decide(check, replayFixturesPredicate, s, s.String(),
+		map[string]float64{"histories": float64(s.histories), "failed": float64(len(s.failed))})
+}
+
+// olderSDKGlob matches the sets of histories recorded with older SDK
+// releases (make fixtures-old-sdk).
+const olderSDKGlob = fixturesDir + "/sdk-v*"
+
+// testOlderSDK replays, on the SDK under test, every set of histories that
+// an older SDK release recorded (fixtures/sdk-v*, a module of its own).
+func (x *replayEnv) testOlderSDK(t *testing.T) {
+	env := harness.Get(t)
+	check := env.Check(t, "EX-07.replay-older-sdk")
+	dirs, err := filepath.Glob(filepath.Join(env.Root, olderSDKGlob))
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	var o olderSDKReplay
+	var notes []string
+	histories, failed := 0, 0
+	for _, dir := range dirs {
+		rel, err := filepath.Rel(env.Root, dir)
+		if err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		s := x.replaySet(t, rel)
+		o.sets = append(o.sets, s)
+		notes = append(notes, s.String())
+		histories += s.histories
+		failed += len(s.failed)
+	}
+	if len(dirs) == 0 {
+		notes = append(notes, "no set of histories matches "+olderSDKGlob)
+	}
+	harness.Decide(check, replayOlderSDKPredicate, o, strings.Join(notes, "; "),
+		map[string]float64{"sets": float64(len(o.sets)), "histories": float64(histories), "failed": float64(failed)})
+}
+
+// replaySet replays the histories a manifest lists in dir (relative to the
+// repository root) and reports what they were recorded with and which did
+// not reproduce their result. A missing or unreadable manifest or history
+// is a harness fault.
+func (x *replayEnv) replaySet(t *testing.T, dir string) fixtureSet {
+	t.Helper()
+	root := harness.Get(t).Root
+	b, err := os.ReadFile(filepath.Join(root, dir, "manifest.json"))
 	if err != nil {
 		t.Fatalf("harness: fixture manifest: %v", err)
 	}
@@ -338,23 +384,26 @@ func (x *replayEnv) testCommittedFixtures(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil || len(m.Histories) == 0 {
 		t.Fatalf("harness: fixture manifest %s: %v (%d histories)", dir, err, len(m.Histories))
 	}
-	var failed []string
+	s := fixtureSet{dir: dir, recordedSDK: m.SDKVersion, recordedOn: m.ServerVersion, recordedAt: m.Recorded.Format(time.DateOnly), replayingWith: temporal.SDKVersion}
 	for _, entry := range m.Histories {
-		name := entry.File
-		f, err := os.Open(filepath.Join(dir, name))
+		f, err := os.Open(filepath.Join(root, dir, entry.File))
 		if err != nil {
 			t.Fatalf("harness: %v", err)
 		}
 		h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
 		f.Close()
 		if err != nil {
-			t.Fatalf("harness: fixture %s: %v", name, err)
+			t.Fatalf("harness: fixture %s: %v", entry.File, err)
 		}
-		if ok, why := x.r.Replay(h, entry.WorkflowID).ReproducesResult(h); !ok {
-			failed = append(failed, name+": "+why)
+		s.histories++
+		for _, ev := range h.GetEvents() {
+			if v := ev.GetWorkflowTaskCompletedEventAttributes().GetSdkMetadata().GetSdkVersion(); v != "" && !slices.Contains(s.writtenBy, v) {
+				s.writtenBy = append(s.writtenBy, v)
+			}
+		}
+		if r := replayOf(entry.File, x.r.Replay(h, entry.WorkflowID), h); !r.ok {
+			s.failed = append(s.failed, r.String())
 		}
 	}
-	check.Result(len(failed) == 0, fmt.Sprintf("%d histories recorded %s with SDK %s and server %s, replayed with SDK %s: %d do not reproduce their result %v",
-		len(m.Histories), m.Recorded.Format(time.DateOnly), m.SDKVersion, m.ServerVersion, temporal.SDKVersion, len(failed), failed),
-		map[string]float64{"histories": float64(len(m.Histories)), "failed": float64(len(failed))})
+	return s
 }

@@ -19,11 +19,11 @@ import (
 
 // Predicates returns every predicate the package defines, with its table.
 func Predicates() []predicate.Spec {
-	return []predicate.Spec{
+	return append([]predicate.Spec{
 		serverRestartPredicate.Spec(),
 		chaosPredicate.Spec(),
 		duplicateStartPredicate.Spec(),
-	}
+	}, replayPredicates()...)
 }
 
 // outage is what a server kill and restart did to one workflow
