@@ -179,9 +179,13 @@ func testCrashAfterWrite(t *testing.T) {
 
 	// Without a key the external system keeps every write: the ledger,
 	// which records each execution, stands for it.
+	writes := make([]string, n)
+	for i, e := range r.executions {
+		writes[i] = fmt.Sprintf("attempt %d by pid %d", e.Attempt, e.PID)
+	}
 	harness.Decide(engineCheck, engineDedupPredicate, o, fmt.Sprintf("with no application idempotency key, the external system (the ledger of every "+
-		"execution) received %d write(s) for one activity: %s; worker pid %d was SIGKILLed after its write (first write by it: %v); "+
-		"history's ActivityTaskStarted records attempt %d after %q",
-		n, r.describe(), first.PID(), o.crashed(), r.started.GetAttempt(), lastFailure.GetMessage()),
+		"execution) received %d write(s) for one activity: [%s]; worker pid %d, SIGKILLed after its write, made the first: %v; "+
+		"history's ActivityTaskStarted records attempt %d after %q; the workflow's result error: %v",
+		n, strings.Join(writes, "; "), first.PID(), o.crashed(), r.started.GetAttempt(), lastFailure.GetMessage(), r.err),
 		map[string]float64{"writes_without_key": float64(n)})
 }

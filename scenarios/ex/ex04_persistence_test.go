@@ -228,7 +228,7 @@ func testStateServerRestart(t *testing.T) {
 	v, _ := Transform(context.Background(), steps)
 	o := serverState{before: before, after: after, result: result, added: v, err: err}
 	harness.Decide(check, serverStatePredicate, o, fmt.Sprintf("state before SIGKILL of worker and server: %+v; after the server restarted on the same SQLite file and a new worker started: %+v; "+
-		"one more step then completed with %+v (error: %v)", before, after, result, err), nil)
+		"one more step (adding %d to the counter) then completed with %+v (error: %v)", before, after, v, result, err), nil)
 }
 
 func testLongHistory(t *testing.T) {
@@ -276,9 +276,9 @@ func testLongHistory(t *testing.T) {
 	var result LongState
 	err = run.Get(ctx, &result)
 	o := longHistory{events: events, want: want, cached: cached, rebuilt: rebuilt, result: result, err: err}
-	harness.Decide(check, longHistoryPredicate, o, fmt.Sprintf("%d history events; state on the caching worker %+v (query p50 %.0fms); worker killed, a worker with the cache off "+
+	harness.Decide(check, longHistoryPredicate, o, fmt.Sprintf("%d history events (the catalog asks for at least %d); state on the caching worker %+v (query p50 %.0fms); worker killed, a worker with the cache off "+
 		"rebuilt %+v from the whole history (query p50 %.0fms over 3 queries, %.0fx the cached query); result %+v (error: %v); expected %+v",
-		events, cached, cachedLatency*1000, rebuilt, rebuild*1000, rebuild/cachedLatency, result, err, want),
+		events, longHistoryMin, cached, cachedLatency*1000, rebuilt, rebuild*1000, rebuild/cachedLatency, result, err, want),
 		map[string]float64{"history_events": float64(events), "rebuild_s": rebuild, "cached_query_s": cachedLatency})
 }
 
