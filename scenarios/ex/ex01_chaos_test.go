@@ -71,6 +71,7 @@ func testChaos(t *testing.T) {
 	if !killable {
 		return
 	}
+	check.OnServer(srv) // a server of its own, to kill
 	c := srv.Dial(t)
 	tq := harness.TaskQueue(t)
 	led := filepath.Join(env.Scratch(t), "ledger.jsonl")

@@ -3,6 +3,7 @@ package ex
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -59,18 +59,6 @@ func (f effectFixture) worker(t *testing.T, block bool) *harness.Worker {
 	return f.env.StartWorker(t, scenarioRole, roleConfig(f.env, f.tq, f.args(block)))
 }
 
-// effectRun is what one EffectWorkflow left behind.
-type effectRun struct {
-	id         string
-	out        EffectOutcome
-	err        error
-	executions []ledger.Entry // ledger lines of this run, in order
-	stored     []string       // keys of this run in the store
-	activityID string         // from ActivityTaskScheduled
-	started    *historypb.ActivityTaskStartedEventAttributes
-	finisher   string // identity of the worker that completed the last workflow task
-}
-
 // collect waits for the run and gathers the ledger, the store and the history.
 func (f effectFixture) collect(ctx context.Context, t *testing.T, c client.Client, run client.WorkflowRun) effectRun {
 	t.Helper()
@@ -104,27 +92,6 @@ func (f effectFixture) collect(ctx context.Context, t *testing.T, c client.Clien
 	return r
 }
 
-func (r effectRun) attempts() []int32 {
-	out := make([]int32, len(r.executions))
-	for i, e := range r.executions {
-		out[i] = e.Attempt
-	}
-	return out
-}
-
-func (r effectRun) describe() string {
-	lines := make([]string, len(r.executions))
-	for i, e := range r.executions {
-		lines[i] = fmt.Sprintf("attempt %d pid %d %s", e.Attempt, e.PID, e.Phase)
-	}
-	return fmt.Sprintf("result %+v (error: %v); ledger: [%s]; store holds %d effect(s) for the run",
-		r.out, r.err, strings.Join(lines, "; "), len(r.stored))
-}
-
-func ranBy(identity string, pid int) bool {
-	return strings.HasPrefix(identity, strconv.Itoa(pid)+"@")
-}
-
 func testResultMemoised(t *testing.T) {
 	env := harness.Get(t)
 	check := env.Check(t, "EX-02.result-memoised")
@@ -144,8 +111,8 @@ func testResultMemoised(t *testing.T) {
 		t.Fatalf("signal: %v", err)
 	}
 	r := f.collect(ctx, t, c, run)
-	ok := r.err == nil && len(r.executions) == 1 && r.out.PID == first.PID() && ranBy(r.finisher, second.PID())
-	check.Result(ok, fmt.Sprintf("the activity ran on worker pid %d, which was SIGKILLed after ActivityTaskCompleted; worker pid %d "+
+	o := memoised{run: r, first: first.PID(), second: second.PID()}
+	harness.Decide(check, memoisedPredicate, o, fmt.Sprintf("the activity ran on worker pid %d, which was SIGKILLed after ActivityTaskCompleted; worker pid %d "+
 		"rebuilt the workflow from history and completed it (last workflow task by %q); %s",
 		first.PID(), second.PID(), r.finisher, r.describe()),
 		map[string]float64{"executions": float64(len(r.executions))})
@@ -162,34 +129,18 @@ func testRetryDedup(t *testing.T) {
 	const failing = 2
 	run := startWorkflow(ctx, t, c, scenarioOptions(f.tq, harness.UniqueID(t, "wf")), EffectWorkflow, EffectInput{FailAttempts: failing})
 	r := f.collect(ctx, t, c, run)
+	o := retried{run: r, failing: failing}
 
-	want := r.id + "." + r.activityID
 	keys := map[string]bool{}
 	for _, e := range r.executions {
 		keys[e.Key] = true
 	}
-	keyOK := r.err == nil && r.activityID != "" && len(r.executions) == failing+1 &&
-		slices.Equal(r.attempts(), []int32{1, 2, 3}) && len(keys) == 1 && keys[want]
-	keyCheck.Result(keyOK, fmt.Sprintf("%d attempts (attempts 1-%d fail after their write); keys seen: %v; expected workflow id + activity id %q",
-		len(r.executions), failing, sortedKeys(keys), want), map[string]float64{"attempts": float64(len(r.executions))})
-
-	phases := make([]string, len(r.executions))
-	for i, e := range r.executions {
-		phases[i] = e.Phase
-	}
-	dedupOK := r.err == nil && len(r.executions) == failing+1 && len(r.stored) == 1 &&
-		slices.Equal(phases, []string{effectApplied, effectDropped, effectDropped})
-	dedupCheck.Result(dedupOK, fmt.Sprintf("an activity that writes and then fails, retried: %s", r.describe()),
+	harness.Decide(keyCheck, stableKeyPredicate, o, fmt.Sprintf("%d attempts %v (attempts 1-%d fail after their write; error: %v); keys seen: %v; "+
+		"workflow id + activity id from history's ActivityTaskScheduled: %q",
+		len(r.executions), r.attempts(), failing, r.err, slices.Sorted(maps.Keys(keys)), r.id+"."+r.activityID),
+		map[string]float64{"attempts": float64(len(r.executions))})
+	harness.Decide(dedupCheck, retryDedupPredicate, o, fmt.Sprintf("an activity that writes and then fails, retried: %s", r.describe()),
 		map[string]float64{"executions": float64(len(r.executions)), "effects": float64(len(r.stored))})
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func testCrashAfterWrite(t *testing.T) {
@@ -213,33 +164,28 @@ func testCrashAfterWrite(t *testing.T) {
 	}
 	second := f.worker(t, false)
 	r := f.collect(ctx, t, c, run)
-	crashed := len(r.executions) > 0 && r.executions[0].PID == first.PID()
+	o := crashAfterWrite{run: r, killed: first.PID()}
 
-	crashOK := r.err == nil && crashed && len(r.executions) >= 2 && len(r.stored) == 1 && !r.out.Applied
-	crashCheck.Result(crashOK, fmt.Sprintf("worker pid %d SIGKILLed after its write, before reporting completion; worker pid %d ran the retry: %s",
+	harness.Decide(crashCheck, crashAfterWritePredicate, o, fmt.Sprintf("worker pid %d SIGKILLed after its write, before reporting completion; worker pid %d ran the retry: %s",
 		first.PID(), second.PID(), r.describe()),
 		map[string]float64{"executions": float64(len(r.executions)), "effects": float64(len(r.stored))})
 
-	n := int32(len(r.executions))
-	sequential := slices.Equal(r.attempts(), seq(n))
-	histAttempt := r.started.GetAttempt()
-	lastFailure := r.started.GetLastFailure().GetMessage()
-	accountOK := r.err == nil && n >= 2 && sequential && histAttempt == n && r.out.Attempt == n && lastFailure != ""
-	accountCheck.Result(accountOK, fmt.Sprintf("the ledger saw attempts %v; the SDK reported attempt %d to the completing execution; "+
-		"history's ActivityTaskStarted records attempt %d with last failure %q", r.attempts(), r.out.Attempt, histAttempt, lastFailure),
+	n := len(r.executions)
+	lastFailure := r.started.GetLastFailure()
+	harness.Decide(accountCheck, attemptsPredicate, o, fmt.Sprintf("the external system saw %d executions, numbered by the SDK %v; "+
+		"history's ActivityTaskStarted records attempt %d with last failure %q (a timeout: %v)",
+		n, r.attempts(), r.started.GetAttempt(), lastFailure.GetMessage(), lastFailure.GetTimeoutFailureInfo() != nil),
 		map[string]float64{"attempts": float64(n)})
 
-	// Without a key the external system keeps every write: one per execution.
-	engineCheck.Result(r.err == nil && crashed && n == 1, fmt.Sprintf("with no application idempotency key, the external system received %d writes for one "+
-		"logical effect (the ledger keeps every execution: %v): the engine re-ran the activity after the crash and offers no dedupe or outbox "+
-		"of its own for activity effects", n, r.attempts()), map[string]float64{"writes_without_key": float64(n)})
-}
-
-// seq is 1..n.
-func seq(n int32) []int32 {
-	out := make([]int32, n)
-	for i := range out {
-		out[i] = int32(i + 1)
+	// Without a key the external system keeps every write: the ledger,
+	// which records each execution, stands for it.
+	writes := make([]string, n)
+	for i, e := range r.executions {
+		writes[i] = fmt.Sprintf("attempt %d by pid %d", e.Attempt, e.PID)
 	}
-	return out
+	harness.Decide(engineCheck, engineDedupPredicate, o, fmt.Sprintf("with no application idempotency key, the external system (the ledger of every "+
+		"execution) received %d write(s) for one activity: [%s]; worker pid %d, SIGKILLed after its write, made the first: %v; "+
+		"history's ActivityTaskStarted records attempt %d after %q; the workflow's result error: %v",
+		n, strings.Join(writes, "; "), first.PID(), o.crashed(), r.started.GetAttempt(), lastFailure.GetMessage(), r.err),
+		map[string]float64{"writes_without_key": float64(n)})
 }

@@ -2,6 +2,7 @@ package ex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -162,18 +163,17 @@ func (g gate) testConflictPolicies(t *testing.T) {
 		o.WorkflowIDConflictPolicy = p
 		return o
 	}
-	fail := g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL))
-	useExisting := g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING))
-	terminate := g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING))
-	oldStatus := "unknown"
-	if d, err := g.c.DescribeWorkflowExecution(ctx, id, first.GetRunID()); err == nil {
-		oldStatus = d.GetWorkflowExecutionInfo().GetStatus().String()
+	o := conflicts{firstRunID: first.GetRunID()}
+	o.fail = g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL))
+	o.useExisting = g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING))
+	o.terminate = g.try(ctx, t, withPolicy(enumspb.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING))
+	d, err := g.c.DescribeWorkflowExecution(ctx, id, first.GetRunID())
+	if err != nil {
+		t.Fatalf("describe %s: %v", id, err)
 	}
-	ok := fail.rejected() &&
-		useExisting.err == nil && useExisting.runID == first.GetRunID() &&
-		terminate.err == nil && terminate.runID != first.GetRunID() && oldStatus == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED.String()
-	check.Result(ok, fmt.Sprintf("running run %s; Fail: %s; UseExisting: %s (same run: %v); TerminateExisting: %s, old run now %s",
-		harness.ShortID(first.GetRunID()), fail, useExisting, useExisting.runID == first.GetRunID(), terminate, oldStatus), nil)
+	o.oldStatus = d.GetWorkflowExecutionInfo().GetStatus()
+	harness.Decide(check, conflictPredicate, o, fmt.Sprintf("running run %s; Fail: %s; UseExisting: %s (same run: %v); TerminateExisting: %s, old run now %s",
+		harness.ShortID(o.firstRunID), o.fail, o.useExisting, o.useExisting.runID == o.firstRunID, o.terminate, o.oldStatus), nil)
 }
 
 // reuseAttempt starts id again after it closed, under reuse policy p.
@@ -188,16 +188,14 @@ func (g gate) testReusePolicies(t *testing.T) {
 	ctx := harness.Context(t, 2*time.Minute)
 	succeeded := harness.UniqueID(t, "ok")
 	failed := harness.UniqueID(t, "failed")
-	g.closed(ctx, t, succeeded, false)
-	g.closed(ctx, t, failed, true)
-	reject := g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
-	failedOnlyAfterSuccess := g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY)
-	failedOnlyAfterFailure := g.reuseAttempt(ctx, t, failed, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY)
-	allow := g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
-	ok := reject.rejected() && failedOnlyAfterSuccess.rejected() &&
-		failedOnlyAfterFailure.err == nil && allow.err == nil
-	check.Result(ok, fmt.Sprintf("after a completed run: RejectDuplicate %s; AllowDuplicateFailedOnly %s; AllowDuplicate %s. "+
-		"After a failed run: AllowDuplicateFailedOnly %s", reject, failedOnlyAfterSuccess, allow, failedOnlyAfterFailure), nil)
+	o := reuses{succeeded: g.closed(ctx, t, succeeded, false).GetRunID(), failed: g.closed(ctx, t, failed, true).GetRunID()}
+	o.reject = g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	o.failedOnly = g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY)
+	o.failedOnlyAfterFailure = g.reuseAttempt(ctx, t, failed, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY)
+	o.allow = g.reuseAttempt(ctx, t, succeeded, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+	harness.Decide(check, reusePredicate, o, fmt.Sprintf("after completed run %s: RejectDuplicate %s; AllowDuplicateFailedOnly %s; AllowDuplicate %s. "+
+		"After failed run %s: AllowDuplicateFailedOnly %s", harness.ShortID(o.succeeded), o.reject, o.failedOnly, o.allow,
+		harness.ShortID(o.failed), o.failedOnlyAfterFailure), nil)
 }
 
 // testControlTerminateExisting runs the level-2 rejection predicate on a
@@ -231,7 +229,7 @@ func concurrently(n int, f func() attempt) []attempt {
 func (g gate) testConcurrentStarts(t *testing.T) {
 	check := harness.Get(t).Check(t, "EX-03.concurrent-starts")
 	ctx := harness.Context(t, 2*time.Minute)
-	const n = 50
+	const n = concurrentStartsN
 	failID := harness.UniqueID(t, "fail")
 	fail := concurrently(n, func() attempt {
 		run, err := g.start(ctx, t, g.options(failID), GateInput{})
@@ -240,18 +238,20 @@ func (g gate) testConcurrentStarts(t *testing.T) {
 		}
 		return attempt{runID: run.GetRunID()}
 	})
-	started, rejected, other := 0, 0, []error{}
+	o := concurrentStarts{n: n, useN: n}
+	var other []error
 	for _, a := range fail {
 		switch {
 		case a.err == nil:
-			started++
+			o.started++
 		case a.rejected():
-			rejected++
+			o.rejected++
 		default:
 			other = append(other, a.err)
 		}
 	}
-	runs, countErr := g.countRuns(ctx, failID)
+	o.other = len(other)
+	o.visible, o.countErr = g.countRuns(ctx, failID)
 
 	useID := harness.UniqueID(t, "use")
 	use := concurrently(n, func() attempt {
@@ -264,20 +264,18 @@ func (g gate) testConcurrentStarts(t *testing.T) {
 		return attempt{runID: run.GetRunID()}
 	})
 	distinct := map[string]bool{}
-	useErrs := 0
 	for _, a := range use {
 		if a.err != nil {
-			useErrs++
+			o.useErrs++
 			continue
 		}
 		distinct[a.runID] = true
 	}
-	ok := started == 1 && rejected == n-1 && len(other) == 0 && runs == 1 && countErr == nil &&
-		useErrs == 0 && len(distinct) == 1
-	check.Result(ok, fmt.Sprintf("%d concurrent starts with conflict policy Fail: %d started, %d rejected, other errors %v; "+
+	o.useDistinct = len(distinct)
+	harness.Decide(check, concurrentPredicate, o, fmt.Sprintf("%d concurrent starts with conflict policy Fail: %d started, %d rejected, other errors %v; "+
 		"visibility counts %d run(s) for the id (error: %v). %d concurrent starts with UseExisting: %d distinct run id(s), %d errors",
-		n, started, rejected, other, runs, countErr, n, len(distinct), useErrs),
-		map[string]float64{"concurrent_starts": n, "runs_created": float64(runs)})
+		n, o.started, o.rejected, other, o.visible, o.countErr, n, o.useDistinct, o.useErrs),
+		map[string]float64{"concurrent_starts": n, "runs_created": float64(o.visible)})
 }
 
 // countRuns counts the runs visibility knows for id, waiting until the
@@ -322,8 +320,8 @@ func (g gate) testRequestIDDedup(t *testing.T) {
 	}
 	r2, err2 := svc.StartWorkflowExecution(ctx, req(requestID)) // a retry of the same request
 	_, err3 := svc.StartWorkflowExecution(ctx, req(uuid.NewString()))
-	ok := err1 == nil && err2 == nil && r1.GetRunId() != "" && r2.GetRunId() == r1.GetRunId() && alreadyStarted(err3)
-	check.Result(ok, fmt.Sprintf("conflict policy Fail; first request: run %s (error: %v); same request id again: run %s (error: %v, started flag %v); "+
+	o := requestIDs{first: attempt{runID: r1.GetRunId(), err: err1}, retry: attempt{runID: r2.GetRunId(), err: err2}, fresh: attempt{err: err3}}
+	harness.Decide(check, requestIDPredicate, o, fmt.Sprintf("conflict policy Fail; first request: run %s (error: %v); same request id again: run %s (error: %v, started flag %v); "+
 		"a new request id: %v", harness.ShortID(r1.GetRunId()), err1, harness.ShortID(r2.GetRunId()), err2, r2.GetStarted(), attempt{err: err3}), nil)
 }
 
@@ -378,10 +376,9 @@ func (g gate) testWithStart(t *testing.T) {
 	t.Cleanup(func() { _ = g.c.TerminateWorkflow(context.Background(), updID, "", "test cleanup") })
 	updState, updQueryErr := g.state(ctx, updID)
 
-	ok := sigErr == nil && len(sigRuns) == 2 && sigRuns[0] == sigRuns[1] && sigQueryErr == nil && sigState.Pings == 2 &&
-		updErr == nil && len(updRuns) == 2 && updRuns[0] == updRuns[1] && updQueryErr == nil && updState.Bumps == 1 &&
-		results[0] == 1 && results[1] == 1
-	check.Result(ok, fmt.Sprintf("signal-with-start ×2: runs %v (error: %v), signals received %d (query error: %v); "+
+	ws := withStarts{sigRuns: sigRuns, sigErr: errors.Join(sigErr, sigQueryErr), pings: sigState.Pings,
+		updRuns: updRuns, updResults: results, updErr: errors.Join(updErr, updQueryErr), bumps: updState.Bumps}
+	harness.Decide(check, withStartPredicate, ws, fmt.Sprintf("signal-with-start ×2: runs %v (error: %v), signals received %d (query error: %v); "+
 		"update-with-start ×2 with one update id: runs %v, results %v (error: %v), update executed %d time(s) (query error: %v)",
 		harness.ShortIDs(sigRuns), sigErr, sigState.Pings, sigQueryErr, harness.ShortIDs(updRuns), results, updErr, updState.Bumps, updQueryErr), nil)
 }

@@ -57,11 +57,11 @@ func (s *liveSources) Config(round int) int {
 }
 
 // replaySources return values a replay must never produce, and count calls.
-type replaySources struct{ calls atomic.Int64 }
+type replaySources struct{ random, config atomic.Int64 }
 
-func (s *replaySources) Random() int64        { s.calls.Add(1); return -1 }
+func (s *replaySources) Random() int64        { s.random.Add(1); return -1 }
 func (s *replaySources) UUID() string         { return "not-recorded" }
-func (s *replaySources) Config(round int) int { s.calls.Add(1); return 99 }
+func (s *replaySources) Config(round int) int { s.config.Add(1); return 99 }
 
 func testValuesReplay(t *testing.T) {
 	env := harness.Get(t)
@@ -92,48 +92,42 @@ func testValuesReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	o := valuesReplay{rounds: rounds, configs: configByRound[:rounds], recorded: recorded, replayedAt: time.Now(), markers: countMarkers(h)}
 	rp := r.Replay(h, run.GetID())
-	same, why := rp.ReproducesResult(h)
-	var replayed ValuesResult
+	var why string
+	o.reproduced, why = rp.ReproducesResult(h)
 	if v, ok := rp.Result.(ValuesResult); ok {
-		replayed = v
+		o.replayed = v
 	}
-	markers := countMarkers(h)
+	o.randomCalls, o.configCalls = replay.random.Load(), replay.config.Load()
 
-	increasing := len(recorded.Nows) == rounds && slices.IsSortedFunc(recorded.Nows, func(a, b time.Time) int { return a.Compare(b) }) &&
-		recorded.Nows[0].Before(recorded.Nows[rounds-1])
 	taskTimes := workflowTaskStartTimes(h)
 	fromHistory := true
 	for _, n := range recorded.Nows {
 		fromHistory = fromHistory && slices.ContainsFunc(taskTimes, n.Equal)
 	}
-	nowCheck.Result(same && increasing && reflect.DeepEqual(replayed.Nows, recorded.Nows),
-		fmt.Sprintf("recorded workflow.Now over %d rounds: %s; replayed %s later: %s; each value is a WorkflowTaskStarted time of the history: %v (%s)",
-			rounds, formatTimes(recorded.Nows), time.Since(recorded.Nows[0]).Round(time.Millisecond), formatTimes(replayed.Nows), fromHistory, okOr(same, why)),
+	harness.Decide(nowCheck, nowPredicate, o,
+		fmt.Sprintf("recorded workflow.Now over %d rounds: %s; replayed %s after the last: %s; each value is a WorkflowTaskStarted time of the history: %v (%s)",
+			rounds, formatTimes(recorded.Nows), o.replayedAt.Sub(recorded.Nows[len(recorded.Nows)-1]).Round(time.Millisecond), formatTimes(o.replayed.Nows),
+			fromHistory, okOr(o.reproduced, why)),
 		map[string]float64{"rounds": float64(rounds)})
 
 	distinct := map[RandomValue]bool{}
 	for _, v := range recorded.Randoms {
 		distinct[v] = true
 	}
-	sideCheck.Result(same && len(distinct) == rounds && reflect.DeepEqual(replayed.Randoms, recorded.Randoms) &&
-		markers["SideEffect"] == rounds && replay.calls.Load() == 0,
+	harness.Decide(sideCheck, sideEffectPredicate, o,
 		fmt.Sprintf("%d SideEffect calls recorded %d distinct random values and UUIDs (first %+v) in %d SideEffect markers; the replay, whose sources "+
-			"would return -1 and \"not-recorded\", returned the recorded values: %v, calling its side-effect functions %d times (%s)",
-			rounds, len(distinct), recorded.Randoms[0], markers["SideEffect"], reflect.DeepEqual(replayed.Randoms, recorded.Randoms), replay.calls.Load(), okOr(same, why)),
-		map[string]float64{"replay_calls": float64(replay.calls.Load()), "live_calls": float64(liveCalls)})
+			"would return -1 and \"not-recorded\", returned the recorded values: %v, calling its random source %d times (%s)",
+			rounds, len(distinct), recorded.Randoms[0], o.markers["SideEffect"], reflect.DeepEqual(o.replayed.Randoms, recorded.Randoms), o.randomCalls,
+			okOr(o.reproduced, why)),
+		map[string]float64{"replay_calls": float64(o.randomCalls), "live_calls": float64(liveCalls)})
 
-	changes := 1
-	for i := 1; i < len(configByRound); i++ {
-		if configByRound[i] != configByRound[i-1] {
-			changes++
-		}
-	}
-	mutableCheck.Result(same && slices.Equal(recorded.Configs, configByRound) && markers["MutableSideEffect"] == changes &&
-		slices.Equal(replayed.Configs, configByRound) && replay.calls.Load() == 0,
+	harness.Decide(mutableCheck, mutablePredicate, o,
 		fmt.Sprintf("configuration %v read in %d MutableSideEffect calls; %d MutableSideEffect markers recorded (%d changes of value); replay with a source "+
-			"returning 99 gave %v (%s)", recorded.Configs, rounds, markers["MutableSideEffect"], changes, replayed.Configs, okOr(same, why)),
-		map[string]float64{"markers": float64(markers["MutableSideEffect"])})
+			"returning 99 gave %v, calling it %d times (%s)", recorded.Configs, rounds, o.markers["MutableSideEffect"], valueChanges(configByRound[:rounds]),
+			o.replayed.Configs, o.configCalls, okOr(o.reproduced, why)),
+		map[string]float64{"markers": float64(o.markers["MutableSideEffect"])})
 }
 
 func workflowTaskStartTimes(h *historypb.History) []time.Time {
@@ -168,27 +162,30 @@ func testCoroutines(t *testing.T) {
 	c := env.Dial(t)
 	tq := harness.TaskQueue(t)
 	startScenarioWorker(t, c, tq, nil, worker.Options{})
-	const n = 100
-	runs := startMany(ctx, t, c, tq, n, CoroutinesWorkflow, func(int) []any { return nil }, nil)
+	runs := startMany(ctx, t, c, tq, coroutinesMin, CoroutinesWorkflow, func(int) []any { return nil }, nil)
 	r, err := NewReplayer(func(reg worker.WorkflowRegistry) { reg.RegisterWorkflow(CoroutinesWorkflow) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	var differ []string
+	o := coroutines{runs: len(runs)}
 	orders := map[string]bool{}
 	for _, run := range runs {
 		h := mustHistory(ctx, t, c, run.GetID(), run.GetRunID())
-		rp := r.Replay(h, run.GetID())
-		if ok, why := rp.ReproducesResult(h); !ok {
-			differ = append(differ, run.GetID()+": "+why)
+		var order []string
+		if err := run.Get(ctx, &order); err != nil {
+			t.Fatalf("result of %s: %v", run.GetID(), err)
 		}
-		if order, ok := rp.Result.([]string); ok {
-			orders[strings.Join(order, " ")] = true
+		orders[strings.Join(order, " ")] = true // the recorded order, from the run's result
+		rp := r.Replay(h, run.GetID())
+		o.replayed++
+		if ok, why := rp.ReproducesResult(h); !ok {
+			o.differ = append(o.differ, run.GetID()+": "+why)
 		}
 	}
-	check.Result(len(differ) == 0, fmt.Sprintf("%d runs of 3 workflow.Go coroutines running a random number of activities before each send on 2 channels "+
-		"read through a selector: %d distinct arrival orders recorded; replays whose order differed from the recorded one: %d %v",
-		n, len(orders), len(differ), differ), map[string]float64{"runs": n, "distinct_orders": float64(len(orders)), "mismatches": float64(len(differ))})
+	o.orders = len(orders)
+	harness.Decide(check, coroutinesPredicate, o, fmt.Sprintf("%d runs of 3 workflow.Go coroutines running a random number of activities before each send on 2 channels "+
+		"read through a selector: %d distinct arrival orders recorded; %d replayed; replays whose order differed from the recorded one: %d %v",
+		o.runs, o.orders, o.replayed, len(o.differ), o.differ), map[string]float64{"runs": float64(o.runs), "distinct_orders": float64(o.orders), "mismatches": float64(len(o.differ))})
 }
 
 func testDirectCalls(t *testing.T) {
@@ -236,32 +233,37 @@ func testDirectCalls(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	timeErr := r.Replay(mustHistory(ctx, t, c, timeRun.GetID(), ""), timeRun.GetID()).Err
+	o := directCalls{replays: 40}
+	if err := r.Replay(mustHistory(ctx, t, c, timeRun.GetID(), ""), timeRun.GetID()).Err; err != nil {
+		o.timeErr = err.Error()
+	}
 
 	// The random branch: each replay draws again; half of them take the other path.
 	randH := mustHistory(ctx, t, c, randRun.GetID(), "")
-	const replays = 40
-	var failed, nde int
 	var sample error
-	for range replays {
-		if err := r.Replay(randH, randRun.GetID()).Err; err != nil {
-			failed++
-			if isNDE(err) {
-				nde++
-				sample = err
+	for range o.replays {
+		rp := r.Replay(randH, randRun.GetID())
+		switch ok, _ := rp.ReproducesResult(randH); {
+		case rp.Err != nil:
+			o.failed++
+			if isNDE(rp.Err) {
+				o.nde++
+				sample = rp.Err
 			}
+		case !ok:
+			o.silent++
 		}
 	}
-	ok := isNDE(timeErr) && nde > 0 && nde == failed
-	check.Result(ok, fmt.Sprintf("time.Now branch recorded %q before the cutover; replay after it: %v; math/rand branch recorded %q; %d replays: "+
-		"%d failed, %d of them with a non-determinism error, e.g. %v", timeBranch, timeErr, randBranch, replays, failed, nde, sample),
-		map[string]float64{"rand_replays": replays, "rand_nde": float64(nde)})
+	harness.Decide(check, directCallPredicate, o, fmt.Sprintf("time.Now branch recorded %q before the cutover; replay after it: %s; math/rand branch recorded %q; "+
+		"%d replays: %d failed, %d of them with a non-determinism error, %d returned another result without failing; e.g. %v",
+		timeBranch, o.timeErr, randBranch, o.replays, o.failed, o.nde, o.silent, sample),
+		map[string]float64{"rand_replays": float64(o.replays), "rand_nde": float64(o.nde)})
 }
 
-// isNDE reports whether err carries TMPRL1100, the code of the SDK's
-// non-determinism errors.
+// isNDE reports whether err carries the code of the SDK's non-determinism
+// errors.
 func isNDE(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "[TMPRL1100]")
+	return err != nil && hasNDECode(err.Error())
 }
 
 // planted is, for each workflow of fixtures/nondeterminism, the violation it
@@ -323,35 +325,36 @@ func testStaticCheck(t *testing.T) {
 		}
 	}
 
-	var flagged, missed, falsePositives []string
+	var o staticFlags
+	var missed []string
 	for _, fn := range workflows[plantedPkg] {
 		p, got := planted[fn], reports[plantedPkg][fn]
+		if p.violation != "" {
+			o.planted = append(o.planted, p.violation)
+		}
 		switch {
 		case p.violation == "":
 			if len(got) > 0 {
-				falsePositives = append(falsePositives, fmt.Sprintf("%s: %v", fn, got))
+				o.falsePositives = append(o.falsePositives, fmt.Sprintf("%s: %v", fn, got))
 			}
 		case slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, p.reason) }):
-			flagged = append(flagged, p.violation)
+			o.flagged = append(o.flagged, p.violation)
 		default:
 			missed = append(missed, fmt.Sprintf("%s (%s, diagnostics %v)", p.violation, fn, got))
 		}
 	}
-	slices.Sort(flagged)
-	flagCheck.Result(len(missed) == 0 && len(falsePositives) == 0 && len(flagged) > 0,
+	slices.Sort(o.flagged)
+	harness.Decide(flagCheck, staticFlagsPredicate, o,
 		fmt.Sprintf("workflowcheck %s over the %d workflow functions of fixtures/nondeterminism (%d with a planted violation): flagged %d %v; "+
 			"missed %d %v; flagged a correct one: %v", moduleVersion(env.Root, "go.temporal.io/sdk/contrib/tools/workflowcheck/workflow"),
-			len(workflows[plantedPkg]), len(flagged)+len(missed), len(flagged), flagged, len(missed), missed, falsePositives),
-		map[string]float64{"planted": float64(len(flagged) + len(missed)), "flagged": float64(len(flagged))})
+			len(workflows[plantedPkg]), len(o.planted), len(o.flagged), o.flagged, len(missed), missed, o.falsePositives),
+		map[string]float64{"planted": float64(len(o.planted)), "flagged": float64(len(o.flagged))})
 
-	var noisy []string
-	for fn, got := range reports[referencePkg] {
-		noisy = append(noisy, fmt.Sprintf("%s: %v", fn, got))
-	}
-	cleanCheck.Result(len(workflows[referencePkg]) > 0 && len(noisy) == 0,
+	ref := referenceClean{workflows: workflows[referencePkg], reports: reports[referencePkg]}
+	harness.Decide(cleanCheck, referenceCleanPredicate, ref,
 		fmt.Sprintf("workflowcheck over the %d workflow functions of scenarios/ex %v: %d reported %v",
-			len(workflows[referencePkg]), workflows[referencePkg], len(noisy), noisy),
-		map[string]float64{"workflows": float64(len(workflows[referencePkg])), "reported": float64(len(noisy))})
+			len(ref.workflows), ref.workflows, len(ref.reports), ref.noisy()),
+		map[string]float64{"workflows": float64(len(ref.workflows)), "reported": float64(len(ref.reports))})
 }
 
 // workflowFuncs lists the functions and methods of pkg whose first parameter

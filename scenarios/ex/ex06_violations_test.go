@@ -2,10 +2,8 @@ package ex
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -131,13 +128,14 @@ func testChangedCode(t *testing.T) {
 	replayTime := time.Since(started)
 	eh := mustHistory(ctx, t, c, early.GetID(), "")
 	earlyErr := r.Replay(eh, early.GetID()).Err
-	detected.Result(isNDE(replayErr) && isNDE(earlyErr), fmt.Sprintf("history of a completed run of the original code (%d events, signalled while it waited) replayed on the changed code in %s: %s; "+
-		"history of one signalled with its start (%d events): %s",
-		len(h.GetEvents()), replayTime.Round(time.Millisecond), clip(fmt.Sprint(replayErr), 300), len(eh.GetEvents()), clip(fmt.Sprint(earlyErr), 300)),
+	replays := ndeReplays{waited: errText(replayErr), early: errText(earlyErr)}
+	harness.Decide(detected, ndeDetectedPredicate, replays, fmt.Sprintf("history of a completed run of the original code (%d events, signalled while it waited) "+
+		"replayed on the changed code in %s: %s; history of one signalled with its start (%d events): %s",
+		len(h.GetEvents()), replayTime.Round(time.Microsecond), clip(orNone(replays.waited), 300), len(eh.GetEvents()), clip(orNone(replays.early), 300)),
 		map[string]float64{"replay_s": replayTime.Seconds()})
-	namesOK, namesDetail := namesMismatch(replayErr, h)
-	earlyOK, earlyDetail := namesMismatch(earlyErr, eh)
-	named.Result(namesOK && earlyOK, fmt.Sprintf("signalled while it waited: %s. Signalled with its start: %s", namesDetail, earlyDetail), nil)
+	ms := []mismatch{observeMismatch(replayErr, h), observeMismatch(earlyErr, eh)}
+	harness.Decide(named, namesMismatchPredicate, ms, fmt.Sprintf("signalled while it waited: %s. Signalled with its start: %s",
+		ms[0].describe(), ms[1].describe()), nil)
 
 	// The changed code deployed live: BlockWorkflow (the default, with
 	// metrics) and FailWorkflow.
@@ -161,59 +159,87 @@ func testChangedCode(t *testing.T) {
 
 	failErr := failing.Get(ctx, nil)
 	failH := mustHistory(ctx, t, c, failing.GetID(), "")
-	failedAt, failMsg := closingFailure(failH)
-	taskFailures := countEvents(failH)[enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED]
-	var wee *temporal.WorkflowExecutionError
-	failPolicy.Result(errors.As(failErr, &wee) && strings.Contains(failMsg, "[TMPRL1100]") && taskFailures == 0,
+	fr := failedRun{closedBy: closingEventType(failH)}
+	var failedAt time.Time
+	failedAt, fr.failure = closingFailure(failH)
+	fr.taskFailures = countEvents(failH)[enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+	harness.Decide(failPolicy, failPolicyPredicate, fr,
 		fmt.Sprintf("FailWorkflow: the run failed %s after the signal that made it run the changed code (including the sticky-queue "+
-			"fallback from the dead worker), with %d workflow-task failures before; failure: %q", sinceOrNone(failedAt, signalled), taskFailures, failMsg),
+			"fallback from the dead worker), with %d workflow-task failures before; result error: %v; failure: %q",
+			sinceOrNone(failedAt, signalled), fr.taskFailures, failErr, fr.failure),
 		map[string]float64{"fail_latency_s": failedAt.Sub(signalled).Seconds()})
 
 	// BlockWorkflow: the runs stay open while their workflow task fails.
-	var attempts int32
-	if err := harness.WaitFor(ctx, time.Minute, 100*time.Millisecond, "a retried workflow task", func(ctx context.Context) (bool, error) {
-		d, err := c.DescribeWorkflowExecution(ctx, stuck.GetID(), "")
-		attempts = d.GetPendingWorkflowTask().GetAttempt()
-		return err == nil && attempts >= 2, err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	desc, err := c.DescribeWorkflowExecution(ctx, stuck.GetID(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	status := desc.GetWorkflowExecutionInfo().GetStatus()
+	status, attempts, waitErr := waitRetriedTask(ctx, c, stuck.GetID())
 	cause, causeMsg := workflowTaskFailure(mustHistory(ctx, t, c, stuck.GetID(), ""))
-	nde := metrics.count("temporal_workflow_task_execution_failed", "failure_reason", "NonDeterminismError")
-	visible.Result(status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && desc.GetPendingWorkflowTask().GetAttempt() >= 2 &&
-		cause == enumspb.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR && strings.Contains(causeMsg, "[TMPRL1100]") && nde > 0,
-		fmt.Sprintf("describe: status %s, pending workflow task attempt %d (describe gives no cause); history: WorkflowTaskFailed cause %s, %q; "+
+	vb := visibleBlock{status: status, attempts: attempts, cause: cause, message: causeMsg,
+		ndeMetric: metrics.count("temporal_workflow_task_execution_failed", "failure_reason", "NonDeterminismError")}
+	harness.Decide(visible, visiblePredicate, vb,
+		fmt.Sprintf("describe: status %s, pending workflow task attempt %d (%s); history: WorkflowTaskFailed cause %s, %q; "+
 			"SDK metric temporal_workflow_task_execution_failed{failure_reason=NonDeterminismError} = %d",
-			status, desc.GetPendingWorkflowTask().GetAttempt(), cause, causeMsg, nde),
-		map[string]float64{"task_attempts": float64(desc.GetPendingWorkflowTask().GetAttempt()), "nde_metric": float64(nde)})
+			status, attempts, okOrErr(waitErr), cause, causeMsg, vb.ndeMetric),
+		map[string]float64{"task_attempts": float64(attempts), "nde_metric": float64(vb.ndeMetric)})
 
 	// Recover one run by resetting it to its first workflow task: it runs
 	// again from the start on the changed code, with its signal reapplied.
-	var out []string
-	newRun, resetErr := resetToFirstTask(ctx, t, c, toReset.GetID())
-	if resetErr == nil {
-		resetErr = c.GetWorkflow(ctx, toReset.GetID(), newRun).Get(ctx, &out)
+	var rr resetRun
+	rr.newRunID, rr.err = resetToFirstTask(ctx, t, c, toReset.GetID())
+	if rr.err == nil {
+		rr.err = c.GetWorkflow(ctx, toReset.GetID(), rr.newRunID).Get(ctx, &rr.out)
 	}
-	want := []string{ValidateActivity, ReserveActivity, ChargeActivity}
-	reset.Result(resetErr == nil && slices.Equal(out, want), fmt.Sprintf("stuck run reset to its first workflow task: new run %s completed on the "+
-		"changed code with %v (error: %v); expected %v", harness.ShortID(newRun), out, resetErr, want), nil)
+	harness.Decide(reset, resetPredicate, rr, fmt.Sprintf("stuck run reset to its first workflow task: new run %s completed on the "+
+		"changed code with %v (error: %v); the changed code's steps are %v", harness.ShortID(rr.newRunID), rr.out, rr.err, changedSteps), nil)
 
 	// Recover the other by redeploying the original code.
 	stopV2()
 	redeployed := time.Now()
 	env.StartWorker(t, scenarioRole, roleConfig(env, blockTQ, nil))
-	var blockedOut []string
-	blockErr := stuck.Get(ctx, &blockedOut)
-	wantV1 := []string{ReserveActivity, ChargeActivity}
-	block.Result(blockErr == nil && slices.Equal(blockedOut, wantV1) && status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
-		fmt.Sprintf("BlockWorkflow: the run stayed %s with its workflow task failing (attempt %d); after the original code was redeployed it "+
-			"completed in %s with %v (error: %v)", status, attempts, time.Since(redeployed).Round(time.Millisecond), blockedOut, blockErr),
+	b := blocked{status: status, attempts: attempts}
+	b.err = stuck.Get(ctx, &b.out)
+	harness.Decide(block, blockPredicate, b,
+		fmt.Sprintf("BlockWorkflow: on the changed code the run was %s with its workflow task at attempt %d (%s); after the original code was "+
+			"redeployed it completed in %s with %v (error: %v)", status, attempts, okOrErr(waitErr), time.Since(redeployed).Round(time.Millisecond), b.out, b.err),
 		map[string]float64{"recovery_s": time.Since(redeployed).Seconds()})
+}
+
+// waitRetriedTask waits until run id's pending workflow task is on its
+// second attempt or more (its first failed and was retried), or the run has
+// closed, and returns what describe last showed. A wait that ends otherwise
+// is returned, not fatal: a platform that neither retries nor closes the run
+// fails the check that reads it.
+func waitRetriedTask(ctx context.Context, c client.Client, id string) (enumspb.WorkflowExecutionStatus, int32, error) {
+	var status enumspb.WorkflowExecutionStatus
+	var attempts int32
+	err := harness.WaitFor(ctx, time.Minute, 100*time.Millisecond, "a retried workflow task or the close of "+id, func(ctx context.Context) (bool, error) {
+		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			return false, err
+		}
+		status, attempts = d.GetWorkflowExecutionInfo().GetStatus(), d.GetPendingWorkflowTask().GetAttempt()
+		return attempts >= 2 || status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+	})
+	return status, attempts, err
+}
+
+func okOrErr(err error) string {
+	if err == nil {
+		return "describe polled until then"
+	}
+	return err.Error()
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no error"
+	}
+	return s
 }
 
 // waitBlocked waits until workflow id has completed an activity and then
@@ -239,32 +265,38 @@ func waitBlocked(ctx context.Context, c client.Client, id string) error {
 	})
 }
 
-// namesMismatch checks that a non-determinism error names both sides of
-// the mismatch: the recorded event and the replayed command, their activity
-// types, and the recorded activity's id. Whether the event id itself is
-// given is reported too.
-func namesMismatch(err error, h *historypb.History) (bool, string) {
-	if err == nil {
-		return false, "the replay did not fail"
-	}
-	var eventID int64
-	var activityID string
+// observeMismatch pairs a replay's error with what h recorded where the
+// changed code diverges: the ActivityTaskScheduled of Reserve.
+func observeMismatch(err error, h *historypb.History) mismatch {
+	m := mismatch{msg: errText(err)}
 	for _, ev := range h.GetEvents() {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == ReserveActivity {
-			eventID, activityID = ev.GetEventId(), a.GetActivityId()
+			m.eventID, m.activityID = ev.GetEventId(), a.GetActivityId()
 			break
 		}
 	}
-	msg := err.Error()
-	names := map[string]bool{}
-	ok := true
-	for _, s := range []string{"ActivityTaskScheduled", "ScheduleActivityTask", ReserveActivity, ValidateActivity, "ActivityId:" + activityID} {
-		names[s] = strings.Contains(msg, s)
-		ok = ok && names[s]
+	return m
+}
+
+// describe says what the error names, and whether it labels the event id
+// itself (reported, not judged).
+func (m mismatch) describe() string {
+	if m.msg == "" {
+		return "the replay did not fail"
 	}
-	eventIDShown := regexp.MustCompile(fmt.Sprintf(`(?i)(event ?id|event position|position)[:= ]+%d\b`, eventID)).MatchString(msg)
-	return ok, fmt.Sprintf("recorded: ActivityTaskScheduled %s (event %d, activity id %s); the changed code issues %s first. The error names %v; "+
-		"it labels event id %d explicitly: %v. Error: %s", ReserveActivity, eventID, activityID, ValidateActivity, names, eventID, eventIDShown, clip(msg, 600))
+	eventIDShown := regexp.MustCompile(fmt.Sprintf(`(?i)(event ?id|event position|position)[:= ]+%d\b`, m.eventID)).MatchString(m.msg)
+	return fmt.Sprintf("recorded: ActivityTaskScheduled %s (event %d, activity id %s); the changed code issues %s first. The error names %v; "+
+		"it labels event id %d explicitly: %v. Error: %s", ReserveActivity, m.eventID, m.activityID, ValidateActivity, m.named(), m.eventID, eventIDShown, clip(m.msg, 600))
+}
+
+// closingEventType is the type of h's last event (its closing event, once
+// closed).
+func closingEventType(h *historypb.History) enumspb.EventType {
+	events := h.GetEvents()
+	if len(events) == 0 {
+		return enumspb.EVENT_TYPE_UNSPECIFIED
+	}
+	return events[len(events)-1].GetEventType()
 }
 
 // closingFailure returns the time and failure of a WorkflowExecutionFailed event.
@@ -341,36 +373,25 @@ func testPanicPolicy(t *testing.T) {
 	failed := startWorkflow(ctx, t, c, scenarioOptions(failTQ, harness.UniqueID(t, "fail")), PanicWorkflow)
 
 	failErr := failed.Get(ctx, nil)
-	failFailure := historyFailure(mustHistory(ctx, t, c, failed.GetID(), ""), func(ev *historypb.HistoryEvent) *failurepb.Failure {
+	failH := mustHistory(ctx, t, c, failed.GetID(), "")
+	o := panics{failClosedBy: closingEventType(failH)}
+	failFailure := historyFailure(failH, func(ev *historypb.HistoryEvent) *failurepb.Failure {
 		return ev.GetWorkflowExecutionFailedEventAttributes().GetFailure()
 	})
-	var attempts int32
-	if err := harness.WaitFor(ctx, time.Minute, 100*time.Millisecond, "a retried workflow task", func(ctx context.Context) (bool, error) {
-		d, err := c.DescribeWorkflowExecution(ctx, blocked.GetID(), "")
-		attempts = d.GetPendingWorkflowTask().GetAttempt()
-		return err == nil && attempts >= 2, err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := c.DescribeWorkflowExecution(ctx, blocked.GetID(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	o.failMsg, o.failStack = failFailure.GetMessage(), failFailure.GetStackTrace()
+	var waitErr error
+	o.blockStatus, o.blockAttempts, waitErr = waitRetriedTask(ctx, c, blocked.GetID())
 	blockH := mustHistory(ctx, t, c, blocked.GetID(), "")
 	blockFailure := historyFailure(blockH, func(ev *historypb.HistoryEvent) *failurepb.Failure {
 		return ev.GetWorkflowTaskFailedEventAttributes().GetFailure()
 	})
-	cause, _ := workflowTaskFailure(blockH)
-	carries := func(f *failurepb.Failure) bool {
-		return strings.Contains(f.GetMessage(), PanicValue) && strings.Contains(f.GetStackTrace(), "PanicWorkflow")
-	}
-	ok := failErr != nil && carries(failFailure) && d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING &&
-		attempts >= 2 && cause == enumspb.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE && carries(blockFailure)
-	check.Result(ok, fmt.Sprintf("BlockWorkflow: run %s, workflow task attempt %d, WorkflowTaskFailed cause %s, message %q, stack trace names PanicWorkflow: %v. "+
-		"FailWorkflow: run failed (%v), failure message %q, stack trace names PanicWorkflow: %v",
-		d.GetWorkflowExecutionInfo().GetStatus(), attempts, cause, blockFailure.GetMessage(), strings.Contains(blockFailure.GetStackTrace(), "PanicWorkflow"),
-		failErr != nil, failFailure.GetMessage(), strings.Contains(failFailure.GetStackTrace(), "PanicWorkflow")),
-		map[string]float64{"block_task_attempts": float64(attempts)})
+	o.blockMsg, o.blockStack = blockFailure.GetMessage(), blockFailure.GetStackTrace()
+	o.blockCause, _ = workflowTaskFailure(blockH)
+	harness.Decide(check, panicPredicate, o, fmt.Sprintf("BlockWorkflow: run %s, workflow task attempt %d (%s), WorkflowTaskFailed cause %s, message %q, "+
+		"stack trace names PanicWorkflow: %v. FailWorkflow: result error %v, failure message %q, stack trace names PanicWorkflow: %v",
+		o.blockStatus, o.blockAttempts, okOrErr(waitErr), o.blockCause, o.blockMsg, strings.Contains(o.blockStack, "PanicWorkflow"),
+		failErr, o.failMsg, strings.Contains(o.failStack, "PanicWorkflow")),
+		map[string]float64{"block_task_attempts": float64(o.blockAttempts)})
 }
 
 // historyFailure returns the first failure that get finds in h, descending

@@ -12,18 +12,26 @@ import (
 	"github.com/durabench/durabench/harness/predicate"
 )
 
-// The pass conditions of the package's checks that a negative control
-// guards: each is a named predicate over what a scenario observed, with a
-// table of cases that shows it can return false. The scenario and its
-// control run the same predicate through harness.Decide.
+// The pass conditions of the package's checks: each is a named predicate
+// over what a scenario observed, with a table of cases that shows it can
+// return false, decided through harness.Decide. This file holds those a
+// negative control guards (the scenario and its control run the same
+// predicate); predicates_<item>.go hold the others, one file per item.
 
 // Predicates returns every predicate the package defines, with its table.
+// Each level check of EX-01..EX-06 is decided by one of them
+// (scenarios/rules_test.go).
 func Predicates() []predicate.Spec {
-	return append([]predicate.Spec{
-		serverRestartPredicate.Spec(),
-		chaosPredicate.Spec(),
-		duplicateStartPredicate.Spec(),
-	}, replayPredicates()...)
+	return slices.Concat(
+		[]predicate.Spec{serverRestartPredicate.Spec(), chaosPredicate.Spec(), duplicateStartPredicate.Spec()},
+		progressPredicates(),
+		effectPredicates(),
+		idempotencyPredicates(),
+		persistencePredicates(),
+		determinismPredicates(),
+		violationPredicates(),
+		replayPredicates(),
+	)
 }
 
 // outage is what a server kill and restart did to one workflow
@@ -35,7 +43,9 @@ type outage struct {
 	again          []int        // of those, the steps the ledger shows ran more than once
 	execs          []int        // ledger executions per step
 	killedAt       time.Time
-	restartedAt    time.Time
+	restartedAt    time.Time // the restarted server process was launched
+	readyAt        time.Time // it answered the harness's health check
+	timerStarted   time.Time // the TimerStarted event
 	timerDue       time.Time
 	timerFired     time.Time // zero if no TimerFired event
 }
