@@ -16,6 +16,7 @@ import (
 	"github.com/durabench/durabench/scenarios/ex"
 	"github.com/durabench/durabench/scenarios/op"
 	"github.com/durabench/durabench/scenarios/rt"
+	"github.com/durabench/durabench/scenarios/sg"
 	"github.com/durabench/durabench/scenarios/vr"
 )
 
@@ -25,7 +26,7 @@ import (
 var predicates = map[string]func() []predicate.Spec{
 	"ex": ex.Predicates,
 	"rt": rt.Predicates,
-	"sg": nil,
+	"sg": sg.Predicates,
 	"wf": nil,
 	"pf": nil,
 	"vr": vr.Predicates,
@@ -38,7 +39,7 @@ var predicates = map[string]func() []predicate.Spec{
 // categories measured after the evidence rules were set. EX, RT, WF, SG and
 // PF join when their checks are brought under the rules; until then only
 // the checks their negative controls guard must be.
-var fromFirstCheck = []string{"VR", "CP", "OP", "OB", "DX", "AI"}
+var fromFirstCheck = []string{"SG", "VR", "CP", "OP", "OB", "DX", "AI"}
 
 func allSpecs(t *testing.T) map[string][]predicate.Spec {
 	out := map[string][]predicate.Spec{}
