@@ -287,6 +287,6 @@ func (k counters) testQueryLatency(t *testing.T) {
 	m["query_ms_p95_lo"], m["query_ms_p95_hi"], m["query_ms_p95_bound"] = p95Lo, p95Hi, ms(queryP95Bound)
 	harness.Decide(check, queryLatencyPredicate, o, fmt.Sprintf("%d sequential queries of a running workflow: p50 %.1fms (95%% interval "+
 		"%.1f-%.1f), p95 %.1fms (95%% interval %.1f-%.1f), p99 %.1fms, max %.1fms (error: %v); bound: the p95's interval below %s "+
-		"(Temporal Cloud's published figure for one signal or start call), %.1f× its upper end",
+		"(the published median of one start or signal call on Temporal Cloud), %.1f× its upper end",
 		o.n, sum.P50, sum.P50Lo, sum.P50Hi, sum.P95, p95Lo, p95Hi, sum.P99, sum.Max, o.err, queryP95Bound, ms(queryP95Bound)/max(p95Hi, 1e-9)), m)
 }
