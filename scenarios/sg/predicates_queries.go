@@ -215,16 +215,20 @@ var updateDedupPredicate = predicate.New("SG-04.update-id-dedup", "ranOnce", ran
 		In: updateDedup{want: 9, results: []int{9, 9, 9, 0}, errs: []error{nil, nil, nil, errors.New("update id already used")}, handled: 1, value: 9, completedEvents: 1}, Want: false},
 )
 
-// queryP95Bound bounds the p95 round trip of a query to a running workflow
-// held in the worker's cache, judged on the upper end of the p95's bootstrap
-// 95% interval. Source: Temporal's published latency of Temporal Cloud
-// (docs.temporal.io/cloud/service-availability): the median of a single
-// StartWorkflowExecution or SignalWorkflowExecution call was 11-20 ms over a
-// week in January and in August 2026. A query to a server on the same host
-// crosses no network and writes nothing: a platform whose queries are fast
-// answers 95% of them within that median. Observed here: p95 8.1 ms (p50
-// 4.1 ms) in the committed report, a margin of ×2.5.
-const queryP95Bound = 20 * time.Millisecond
+// queryP50Bound bounds the median round trip of a query to a running
+// workflow held in the worker's cache, judged on the upper end of the
+// median's bootstrap 95% interval. Source: Temporal's published latency of
+// Temporal Cloud (docs.temporal.io/cloud/service-availability): the median
+// of one SignalWorkflowExecution call, the closest published call to a
+// query (one request to one running workflow), was 11 ms over a week in
+// January 2026 and 19 ms in August 2026; the bound takes the lower. A query
+// to a server on the same host crosses no network and writes nothing: a
+// platform whose queries are fast answers in less. The median, not the p95,
+// is judged: the p95's interval here ranged from 4.2-6.1 to 8.0-13.0 ms
+// between three runs of a loaded host, the median's from 2.6-2.7 to 2.9 ms
+// (4.0-4.1 ms in the committed report, taken beside three other packages):
+// a margin of ×2.7 at worst.
+const queryP50Bound = 11 * time.Millisecond
 
 // queryLatencyMin is the catalog's sample size.
 const queryLatencyMin = 1000
@@ -233,19 +237,20 @@ const queryLatencyMin = 1000
 // (SG-04.query-latency).
 type queryLatency struct {
 	n          int
-	p95, p95Hi float64 // ms: the p95 and the upper end of its bootstrap 95% interval
+	p50, p50Hi float64 // ms: the median and the upper end of its bootstrap 95% interval
+	p95        float64 // ms, reported
 	err        error   // the first failed query
 }
 
-// queriesFast: at least queryLatencyMin queries all answered, and the p95's
-// interval lies below queryP95Bound.
+// queriesFast: at least queryLatencyMin queries all answered, and the
+// median's interval lies below queryP50Bound.
 func queriesFast(o queryLatency) bool {
-	return o.err == nil && o.n >= queryLatencyMin && o.p95 > 0 && o.p95Hi < ms(queryP95Bound)
+	return o.err == nil && o.n >= queryLatencyMin && o.p50 > 0 && o.p50Hi < ms(queryP50Bound)
 }
 
 var queryLatencyPredicate = predicate.New("SG-04.query-latency", "queriesFast", queriesFast,
-	predicate.Case[queryLatency]{Name: "p95 8.1 ms, interval up to 8.9", In: queryLatency{n: 1000, p95: 8.1, p95Hi: 8.9}, Want: true},
-	predicate.Case[queryLatency]{Name: "each query replays the history: p95 35 ms", In: queryLatency{n: 1000, p95: 35, p95Hi: 38}, Want: false},
-	predicate.Case[queryLatency]{Name: "p95 below the bound, its interval reaching above", In: queryLatency{n: 1000, p95: 18, p95Hi: 21}, Want: false},
+	predicate.Case[queryLatency]{Name: "median 2.8 ms, interval up to 2.9", In: queryLatency{n: 1000, p50: 2.8, p50Hi: 2.9, p95: 5}, Want: true},
+	predicate.Case[queryLatency]{Name: "each query replays the history: median 25 ms", In: queryLatency{n: 1000, p50: 25, p50Hi: 26, p95: 40}, Want: false},
+	predicate.Case[queryLatency]{Name: "median below the bound, its interval reaching above", In: queryLatency{n: 1000, p50: 10.5, p50Hi: 11.4, p95: 20}, Want: false},
 	predicate.Case[queryLatency]{Name: "a query failed", In: queryLatency{n: 412, err: errors.New("query timed out")}, Want: false},
 )

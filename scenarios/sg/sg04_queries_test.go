@@ -282,11 +282,11 @@ func (k counters) testQueryLatency(t *testing.T) {
 	}
 	sum := stats.Summarize(lat)
 	p95Lo, p95Hi := stats.Bootstrap(lat, func(r []float64) float64 { return stats.Quantile(r, 0.95) })
-	o.n, o.p95, o.p95Hi = len(lat), sum.P95, p95Hi
+	o.n, o.p50, o.p50Hi, o.p95 = len(lat), sum.P50, sum.P50Hi, sum.P95
 	m := sum.Metrics("query_ms")
-	m["query_ms_p95_lo"], m["query_ms_p95_hi"], m["query_ms_p95_bound"] = p95Lo, p95Hi, ms(queryP95Bound)
+	m["query_ms_p95_lo"], m["query_ms_p95_hi"], m["query_ms_p50_bound"] = p95Lo, p95Hi, ms(queryP50Bound)
 	harness.Decide(check, queryLatencyPredicate, o, fmt.Sprintf("%d sequential queries of a running workflow: p50 %.1fms (95%% interval "+
-		"%.1f-%.1f), p95 %.1fms (95%% interval %.1f-%.1f), p99 %.1fms, max %.1fms (error: %v); bound: the p95's interval below %s "+
-		"(the published median of one start or signal call on Temporal Cloud), %.1f× its upper end",
-		o.n, sum.P50, sum.P50Lo, sum.P50Hi, sum.P95, p95Lo, p95Hi, sum.P99, sum.Max, o.err, queryP95Bound, ms(queryP95Bound)/max(p95Hi, 1e-9)), m)
+		"%.1f-%.1f), p95 %.1fms (95%% interval %.1f-%.1f), p99 %.1fms, max %.1fms (error: %v); bound: the median's interval below %s "+
+		"(the published median of one signal call on Temporal Cloud, January 2026), %.1f× its upper end",
+		o.n, sum.P50, sum.P50Lo, sum.P50Hi, sum.P95, p95Lo, p95Hi, sum.P99, sum.Max, o.err, queryP50Bound, ms(queryP50Bound)/max(sum.P50Hi, 1e-9)), m)
 }
