@@ -17,6 +17,7 @@ import (
 	"github.com/durabench/durabench/scenarios/op"
 	"github.com/durabench/durabench/scenarios/pf"
 	"github.com/durabench/durabench/scenarios/rt"
+	"github.com/durabench/durabench/scenarios/sg"
 	"github.com/durabench/durabench/scenarios/vr"
 )
 
@@ -26,7 +27,7 @@ import (
 var predicates = map[string]func() []predicate.Spec{
 	"ex": ex.Predicates,
 	"rt": rt.Predicates,
-	"sg": nil,
+	"sg": sg.Predicates,
 	"wf": nil,
 	"pf": pf.Predicates,
 	"vr": vr.Predicates,
@@ -39,7 +40,7 @@ var predicates = map[string]func() []predicate.Spec{
 // categories measured after the evidence rules were set. EX, RT, WF, SG and
 // PF join when their checks are brought under the rules; until then only
 // the checks their negative controls guard must be.
-var fromFirstCheck = []string{"EX", "PF", "VR", "CP", "OP", "OB", "DX", "AI"}
+var fromFirstCheck = []string{"EX", "SG", "PF", "VR", "CP", "OP", "OB", "DX", "AI"}
 
 func allSpecs(t *testing.T) map[string][]predicate.Spec {
 	out := map[string][]predicate.Spec{}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -64,50 +63,6 @@ func send(ctx context.Context, c client.Client, id string, sender, from, to int)
 	return nil
 }
 
-// delivery compares what a collector received with what was sent: senders
-// sent items 0..perSender-1 each.
-type delivery struct {
-	sent, received, lost, duplicated, outOfOrder int
-}
-
-func analyse(senders, perSender int, got []Received) delivery {
-	d := delivery{sent: senders * perSender, received: len(got)}
-	seen := map[[2]int]int{}
-	last := map[int]int{}
-	for _, r := range got {
-		key := [2]int{r.Sender, r.Seq}
-		seen[key]++
-		if seen[key] > 1 {
-			d.duplicated++
-		}
-		if prev, ok := last[r.Sender]; ok && r.Seq <= prev {
-			d.outOfOrder++
-		}
-		last[r.Sender] = r.Seq
-	}
-	for s := range senders {
-		for q := range perSender {
-			if seen[[2]int{s, q}] == 0 {
-				d.lost++
-			}
-		}
-	}
-	return d
-}
-
-func (d delivery) ok() bool {
-	return d.received == d.sent && d.lost == 0 && d.duplicated == 0 && d.outOfOrder == 0
-}
-
-func (d delivery) String() string {
-	return fmt.Sprintf("%d sent, %d received, %d lost, %d duplicated, %d out of order", d.sent, d.received, d.lost, d.duplicated, d.outOfOrder)
-}
-
-func (d delivery) metrics() map[string]float64 {
-	return map[string]float64{"sent": float64(d.sent), "received": float64(d.received), "lost": float64(d.lost),
-		"duplicated": float64(d.duplicated), "out_of_order": float64(d.outOfOrder)}
-}
-
 // seqs lists the sequence numbers received, for details.
 func seqs(got []Received) []int {
 	out := make([]int, len(got))
@@ -121,20 +76,19 @@ func (s signals) testDelivered(t *testing.T) {
 	check := harness.Get(t).Check(t, "SG-01.signal-delivered")
 	ctx := harness.Context(t, time.Minute)
 	run := s.collector(ctx, t, 1)
-	sent := Item{Sender: 7, Seq: 0, Body: "order #4711 paid", SentAt: time.Now()}
-	err := s.c.SignalWorkflow(ctx, run.GetID(), "", itemSignal, sent)
-	var got []Received
-	if err == nil {
-		err = run.Get(ctx, &got)
+	o := payload{sent: Item{Sender: 7, Seq: 0, Body: "order #4711 paid", SentAt: time.Now()}}
+	o.err = s.c.SignalWorkflow(ctx, run.GetID(), "", itemSignal, o.sent)
+	if o.err == nil {
+		o.err = run.Get(ctx, &o.got)
 	}
-	ok := err == nil && len(got) == 1 && got[0].Sender == sent.Sender && got[0].Body == sent.Body
 	received := "nothing"
-	if len(got) > 0 {
-		received = fmt.Sprintf("%d item(s), the first {sender %d, body %q} %s after the send", len(got), got[0].Sender, got[0].Body,
-			got[0].At.Sub(sent.SentAt).Round(time.Millisecond))
+	if len(o.got) > 0 {
+		g := o.got[0]
+		received = fmt.Sprintf("%d item(s), the first {sender %d, seq %d, body %q} %s after the send", len(o.got), g.Sender, g.Seq, g.Body,
+			g.At.Sub(o.sent.SentAt).Round(time.Millisecond))
 	}
-	check.Result(ok, fmt.Sprintf("signal %q with payload {sender 7, body %q} sent to a running workflow; the workflow received %s (error: %v)",
-		itemSignal, sent.Body, received, err), nil)
+	harness.Decide(check, deliveredPredicate, o, fmt.Sprintf("signal %q with payload {sender %d, seq %d, body %q} sent to running workflow %s; "+
+		"the workflow received %s (error: %v)", itemSignal, o.sent.Sender, o.sent.Seq, o.sent.Body, run.GetID(), received, o.err), nil)
 }
 
 func (s signals) testOrder(t *testing.T) {
@@ -142,14 +96,15 @@ func (s signals) testOrder(t *testing.T) {
 	ctx := harness.Context(t, 2*time.Minute)
 	const n = 100
 	run := s.collector(ctx, t, n)
-	err := send(ctx, s.c, run.GetID(), 0, 0, n)
+	var o sequence
+	o.err = send(ctx, s.c, run.GetID(), 0, 0, n)
 	var got []Received
-	if err == nil {
-		err = run.Get(ctx, &got)
+	if o.err == nil {
+		o.err = run.Get(ctx, &got)
 	}
-	d := analyse(1, n, got)
-	check.Result(err == nil && d.ok(), fmt.Sprintf("%d signals sent one after another to a running workflow: %s (error: %v); first received %v",
-		n, d, err, seqs(got[:min(10, len(got))])), d.metrics())
+	o.d = analyse(1, n, got)
+	harness.Decide(check, orderPredicate, o, fmt.Sprintf("%d signals sent one after another to a running workflow: %s (error: %v); first received %v",
+		n, o.d, o.err, seqs(got[:min(10, len(got))])), o.d.metrics())
 }
 
 func testWorkerDown(t *testing.T) {
@@ -174,21 +129,23 @@ func testWorkerDown(t *testing.T) {
 	if err := first.Kill(); err != nil {
 		t.Fatalf("kill worker: %v", err)
 	}
-	if err := send(ctx, c, run.GetID(), 0, 1, n+1); err != nil {
-		t.Fatal(err)
-	}
+	o := workerDown{whileDown: n}
+	o.err = send(ctx, c, run.GetID(), 0, 1, n+1)
 	events, _, err := countEvents(ctx, c, run.GetID())
 	if err != nil {
 		t.Fatalf("history: %v", err)
 	}
+	o.historySignals = events[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
 	second := startChildWorker(t, env.Options.HostPort, tq)
 	var got []Received
-	err = run.Get(ctx, &got)
-	d := analyse(1, n+1, got)
-	check.Result(err == nil && d.ok() && events[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED] == n+1, fmt.Sprintf(
-		"worker pid %d SIGKILLed after it received signal 0; %d signals sent with no worker running, history held %d signal events; "+
-			"worker pid %d started: %s (error: %v)",
-		first.PID(), n, events[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED], second.PID(), d, err), d.metrics())
+	if o.err == nil {
+		o.err = run.Get(ctx, &got)
+	}
+	o.d = analyse(1, n+1, got)
+	harness.Decide(check, workerDownPredicate, o, fmt.Sprintf(
+		"worker pid %d SIGKILLed after it received signal 0; %d signals sent with no worker running, history held %d signal events "+
+			"before worker pid %d started; then: %s (error: %v)",
+		first.PID(), o.whileDown, o.historySignals, second.PID(), o.d, o.err), o.d.metrics())
 }
 
 func testServerRestart(t *testing.T) {
@@ -199,6 +156,7 @@ func testServerRestart(t *testing.T) {
 	if !killable {
 		return
 	}
+	check.OnServer(srv)
 	c := srv.Dial(t)
 	tq := harness.TaskQueue(t)
 	const n = 30
@@ -211,12 +169,13 @@ func testServerRestart(t *testing.T) {
 	down := restartServer(t, srv)
 	startWorker(t, c, tq, worker.Options{})
 	var got []Received
-	err := harness.AwaitResult(ctx, run, &got)
-	d := analyse(1, n, got)
-	check.Result(err == nil && d.ok(), fmt.Sprintf(
-		"%d signals accepted with no worker running, then the server was SIGKILLed and restarted on the same SQLite file (%.1fs); "+
-			"a worker started after the restart: %s (error: %v)", n, down.Seconds(), d, err),
-		map[string]float64{"signals": n, "lost": float64(d.lost), "restart_s": down.Seconds()})
+	o := serverCrash{restarted: true}
+	o.err = harness.AwaitResult(ctx, run, &got)
+	o.d = analyse(1, n, got)
+	harness.Decide(check, serverCrashPredicate, o, fmt.Sprintf(
+		"%d signals accepted with no worker running, then the server (pid %d after the restart) was SIGKILLed and restarted on %s in %.1fs; "+
+			"a worker started after the restart: %s (error: %v)", n, srv.PID(), srv.Persistence(), down.Seconds(), o.d, o.err),
+		map[string]float64{"signals": n, "lost": float64(o.d.lost), "restart_s": down.Seconds()})
 }
 
 func (s signals) testClosedTarget(t *testing.T) {
@@ -229,9 +188,15 @@ func (s signals) testClosedTarget(t *testing.T) {
 	if err := run.Get(ctx, nil); err != nil {
 		t.Fatalf("collector: %v", err)
 	}
-	err := s.c.SignalWorkflow(ctx, run.GetID(), "", itemSignal, Item{Seq: 1})
-	var nf *serviceerror.NotFound
-	check.Result(errors.As(err, &nf), fmt.Sprintf("signal to the completed workflow %s returned %T: %v", run.GetID(), err, err), nil)
+	d, err := s.c.DescribeWorkflowExecution(ctx, run.GetID(), "")
+	if err != nil {
+		t.Fatalf("describe: %v", err)
+	}
+	status := d.GetWorkflowExecutionInfo().GetStatus()
+	o := closedSignal{closed: status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED}
+	o.err = s.c.SignalWorkflow(ctx, run.GetID(), "", itemSignal, Item{Seq: 1})
+	harness.Decide(check, closedTargetPredicate, o, fmt.Sprintf("workflow %s, status %s by describe: a signal to it returned %T: %v",
+		run.GetID(), status, o.err, o.err), nil)
 }
 
 func (s signals) testUnderLoad(t *testing.T) {
@@ -247,32 +212,30 @@ func (s signals) testUnderLoad(t *testing.T) {
 	}
 	wg.Wait()
 	sendTime := time.Since(began)
-	err := errors.Join(errs...)
+	o := underLoad{senders: senders, err: errors.Join(errs...)}
 	var got []Received
-	if err == nil {
+	if o.err == nil {
 		// A lost signal would leave the run waiting: bound the wait and read
 		// what arrived instead.
 		getCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err = run.Get(getCtx, &got); err != nil {
+		if o.err = run.Get(getCtx, &got); o.err != nil {
 			_ = query(ctx, s.c, run.GetID(), receivedQuery, &got)
 		}
 		cancel()
 	}
-	d := analyse(senders, perSender, got)
+	o.d = analyse(senders, perSender, got)
 	lat := make([]float64, len(got))
 	for i, r := range got {
 		lat[i] = float64(r.At.Sub(r.SentAt)) / float64(time.Millisecond)
 	}
-	sum := stats.Summarize(lat)
-	m := sum.Metrics("latency_ms")
-	for k, v := range d.metrics() {
-		m[k] = v
-	}
+	o.latency = stats.Summarize(lat)
+	m := o.latency.Metrics("latency_ms")
+	maps.Copy(m, o.d.metrics())
 	m["send_s"] = sendTime.Seconds()
-	check.Result(err == nil && d.ok(), fmt.Sprintf(
+	harness.Decide(check, underLoadPredicate, o, fmt.Sprintf(
 		"%d concurrent senders × %d signals to one workflow, sent in %.1fs: %s (error: %v); "+
-			"delivery latency (send call to the workflow task that received it) p50 %.0fms, p95 %.0fms, max %.0fms",
-		senders, perSender, sendTime.Seconds(), d, err, sum.P50, sum.P95, sum.Max), m)
+			"delivery latency (send call to the workflow task that received it) over %d signals: p50 %.0fms (95%% interval %.0f-%.0f), p95 %.0fms, max %.0fms",
+		senders, perSender, sendTime.Seconds(), o.d, o.err, o.latency.N, o.latency.P50, o.latency.P50Lo, o.latency.P50Hi, o.latency.P95, o.latency.Max), m)
 }
 
 func (s signals) testRequestIDDedup(t *testing.T) {
@@ -295,15 +258,16 @@ func (s signals) testRequestIDDedup(t *testing.T) {
 	// request ids: the run ends at its third item, so a duplicate shows as a
 	// second 0 in place of 2.
 	retried := uuid.NewString()
-	err := errors.Join(signal(retried, 0), signal(retried, 0), signal(uuid.NewString(), 1), signal(uuid.NewString(), 2))
+	var o requestRetry
+	o.err = errors.Join(signal(retried, 0), signal(retried, 0), signal(uuid.NewString(), 1), signal(uuid.NewString(), 2))
 	var got []Received
-	if err == nil {
-		err = run.Get(ctx, &got)
+	if o.err == nil {
+		o.err = run.Get(ctx, &got)
 	}
 	events, _, histErr := countEvents(ctx, s.c, run.GetID())
-	received := seqs(got)
-	ok := err == nil && histErr == nil && slices.Equal(received, []int{0, 1, 2}) && events[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED] == 3
-	check.Result(ok, fmt.Sprintf("signal 0 sent twice with request id %s, then signals 1 and 2 with new ids: the workflow received %v "+
-		"(error: %v); history has %d signal events (error: %v)",
-		harness.ShortID(retried), received, err, events[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED], histErr), nil)
+	o.received, o.signalEvents = seqs(got), events[enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+	o.err = errors.Join(o.err, histErr)
+	harness.Decide(check, requestIDPredicate, o, fmt.Sprintf("signal 0 sent twice with request id %s, then signals 1 and 2 with new ids: "+
+		"the workflow received %v; history has %d signal events (error: %v)",
+		harness.ShortID(retried), o.received, o.signalEvents, o.err), nil)
 }
