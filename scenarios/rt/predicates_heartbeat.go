@@ -225,6 +225,7 @@ type pauseRun struct {
 	resumed             []int // the offset each attempt resumed from
 	out                 string
 	err                 error
+	apiErr              error // PauseActivity's or UnpauseActivity's
 }
 
 // pausedAndResumed: the activity learned of the pause at a heartbeat
@@ -233,7 +234,7 @@ type pauseRun struct {
 // showed it paused, and after unpause an attempt resumed past 0 and
 // completed.
 func pausedAndResumed(r pauseRun) bool {
-	return errors.Is(r.cause, activity.ErrActivityPaused) && r.stopped > 0 && r.stopped <= throttleOf(r.hb)+realTime.late &&
+	return r.apiErr == nil && errors.Is(r.cause, activity.ErrActivityPaused) && r.stopped > 0 && r.stopped <= throttleOf(r.hb)+realTime.late &&
 		r.paused && r.attemptsWhilePaused == 1 && len(r.resumed) == 2 && r.resumed[1] > 0 && r.err == nil && r.out != ""
 }
 
@@ -244,6 +245,8 @@ var pausePredicate = predicate.New("RT-04.pause-via-heartbeat", "pausedAndResume
 	predicate.Case[pauseRun]{Name: "stopped 0.8 s after the pause, resumed at 17", In: pauseOK, Want: true},
 	predicate.Case[pauseRun]{Name: "pause not delivered: the activity kept running",
 		In: edit(pauseOK, func(r *pauseRun) { r.stopped, r.cause, r.resumed = -1, nil, []int{0} }), Want: false},
+	predicate.Case[pauseRun]{Name: "no pause API: PauseActivity unimplemented",
+		In: pauseRun{hb: time.Second, stopped: -1, apiErr: errors.New("rpc error: code = Unimplemented desc = unknown method PauseActivity")}, Want: false},
 	predicate.Case[pauseRun]{Name: "retried during the pause",
 		In: edit(pauseOK, func(r *pauseRun) { r.attemptsWhilePaused = 3 }), Want: false},
 )

@@ -409,7 +409,7 @@ func testPauseViaHeartbeat(t *testing.T) {
 	if _, err := c.WorkflowService().PauseActivity(ctx, &workflowservice.PauseActivityRequest{
 		Namespace: env.Options.Namespace, Execution: exec, Activity: &workflowservice.PauseActivityRequest_Id{Id: "work"}, Reason: "durabench pause check",
 	}); err != nil {
-		check.Fail(fmt.Sprintf("PauseActivity failed: %v", err), nil)
+		harness.Decide(check, pausePredicate, pauseRun{hb: hb, stopped: -1, apiErr: err}, fmt.Sprintf("PauseActivity failed: %v", err), nil)
 		return
 	}
 	// A platform that does not deliver the pause leaves the attempt running:
@@ -439,7 +439,8 @@ func testPauseViaHeartbeat(t *testing.T) {
 	if _, err := c.WorkflowService().UnpauseActivity(ctx, &workflowservice.UnpauseActivityRequest{
 		Namespace: env.Options.Namespace, Execution: exec, Activity: &workflowservice.UnpauseActivityRequest_Id{Id: "work"},
 	}); err != nil {
-		check.Fail(fmt.Sprintf("UnpauseActivity failed: %v", err), nil)
+		r := pauseRun{hb: hb, stopped: stopped, cause: cause, paused: pa.GetPaused(), attemptsWhilePaused: attemptsWhilePaused, apiErr: err}
+		harness.Decide(check, pausePredicate, r, fmt.Sprintf("paused: context ended %s after the request with cause %v, describe paused=%v; UnpauseActivity failed: %v", ms(stopped), cause, r.paused, err), nil)
 		return
 	}
 	_ = harness.WaitFor(ctx, 10*time.Second, 20*time.Millisecond, "the activity to resume", func(context.Context) (bool, error) {
