@@ -22,8 +22,10 @@ func heartbeatPredicates() []predicate.Spec {
 }
 
 // throttleOf is the interval at which the Go SDK sends heartbeats at most:
-// 80% of the heartbeat timeout (documented on activity.RecordHeartbeat and
-// in the SDK's heartbeat throttling), for the timeouts used here.
+// 80% of the heartbeat timeout (the SDK's heartbeat throttle,
+// internal/internal_task_handlers.go in go.temporal.io/sdk v1.50.0; the
+// default and maximum throttle intervals do not apply to the timeouts used
+// here).
 func throttleOf(hb time.Duration) time.Duration { return hb * 8 / 10 }
 
 // detectionBound is how soon after an activity stops heartbeating (stuck,
