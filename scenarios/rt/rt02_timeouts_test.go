@@ -155,7 +155,7 @@ func testHeartbeatTimeout(t *testing.T) {
 	took := tl.closed.Sub(tl.started)
 	r := heartbeatRun{typ: timeoutType(err), attempts: len(recs), beatFor: 600 * time.Millisecond, hb: time.Second, startToClose: startToClose, took: took}
 	bound := r.beatFor + throttleOf(r.hb) + r.hb + realTime.late
-	harness.Decide(check, heartbeatTimeoutPredicate, r, fmt.Sprintf("activity heartbeating for %s then silent, heartbeat timeout %s, start-to-close %s: %d attempt(s), timed out %s after it started "+
+	harness.Decide(check, heartbeatTimeoutPredicate, r, fmt.Sprintf("activity heartbeating for %s then silent, heartbeat timeout %s, start-to-close %s: %d attempt(s) ended before it, timed out %s after it started "+
 		"(bound %s: the last heartbeat call, the SDK's throttle of %s, the timeout and %s of real-time tolerance; margin %s); workflow error type %s: %v",
 		ms(r.beatFor), r.hb, startToClose, r.attempts, ms(took), ms(bound), ms(throttleOf(r.hb)), ms(realTime.late), ms(bound-took), timeoutType(err), err),
 		map[string]float64{"fired_after_start_s": took.Seconds()})
@@ -211,9 +211,14 @@ func testWorkflowRunTimeout(t *testing.T) {
 // testWorkflowExecutionTimeout: a chain whose first run continues as new (or
 // fails and is retried) after 1.5s, and whose second run would sleep an
 // hour, is closed when the execution timeout elapses from the chain's start.
+// The 4s timeout leaves the second run at least a second before the
+// deadline even when the first run starts a second late (a worker starting
+// under load): the server fires a timer due sooner than about a second after
+// it is created about a second late (see RT-01.sub-second-intervals), and
+// retries no run that could not start before the deadline.
 func testWorkflowExecutionTimeout(t *testing.T) {
 	check := harness.Get(t).Check(t, "RT-02.workflow-execution-timeout")
-	const timeout, firstRun = 3 * time.Second, 1500 * time.Millisecond
+	const timeout, firstRun = 4 * time.Second, 1500 * time.Millisecond
 	modes := []string{ChainContinueAsNew, ChainRetry}
 	spans := make([]workflowSpan, len(modes))
 	t.Run("chains", func(t *testing.T) {
@@ -244,12 +249,13 @@ func testWorkflowExecutionTimeout(t *testing.T) {
 	for i, s := range spans {
 		took := s.closed.Sub(s.firstStart)
 		perRun := s.lastStart.Add(timeout).Sub(s.firstStart)
-		chains = append(chains, workflowSpanRun{name: modes[i], timeout: timeout, runs: s.runs, status: s.status, took: took})
+		chains = append(chains, workflowSpanRun{name: modes[i], timeout: timeout, runs: s.runs, status: s.status, took: took, perRun: perRun})
 		details = append(details, fmt.Sprintf("%s: first run closed %s, second run started %s into the chain and closed %s with the chain %s after its start (a per-run timeout would have closed it at %s)",
-			modes[i], s.firstStatus, ms(s.lastStart.Sub(s.firstStart)), s.status, ms(took), ms(perRun)))
+			modes[i], s.firstStatus, ms(s.lastStart.Sub(s.firstStart)), s.status, ms(took), ms(perRun))+
+			fmt.Sprintf(", %s after the deadline (bound %s, halfway to the per-run close)", ms(took-timeout), ms((perRun-timeout)/2)))
 		m[modes[i]+"_closed_after_s"] = took.Seconds()
 	}
-	harness.Decide(check, executionTimeoutPredicate, chains, fmt.Sprintf("execution timeout %s (each chain must close within %s after it: 10%% of the 1s timeouts measured): %v", timeout, ms(timeoutLateBound), details), m)
+	harness.Decide(check, executionTimeoutPredicate, chains, fmt.Sprintf("execution timeout %s (each chain must close after it and nearer to it than to the close a per-run timeout would give): %v", timeout, details), m)
 }
 
 func testLocalActivityTimeouts(t *testing.T) {
