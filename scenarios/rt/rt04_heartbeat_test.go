@@ -381,9 +381,9 @@ func testHeartbeatThrottled(t *testing.T) {
 	close(release)
 	err = run.Get(ctx, nil)
 	r := throttleRun{hb: hb, calls: b.calls, took: b.took, rpcs: b.rpcs, final: final, current: current, err: err}
-	harness.Decide(check, throttledPredicate, r, fmt.Sprintf("%d heartbeats in %s (%.0f/s), heartbeat timeout %s: %d heartbeat RPCs during the burst, %.2f/s against the throttle's %.2f/s (bound %d: one at once, then at most one per %s); "+
+	harness.Decide(check, throttledPredicate, r, fmt.Sprintf("%d heartbeats in %s (%.0f/s), heartbeat timeout %s: %d heartbeat RPCs during the burst, one per %d calls (bound %d: one at once, then at most one per %s, the SDK's throttle); "+
 		"describe showed details %d (final %d) %s after the burst (bound %s: the throttle plus %s; -1: not within %s); workflow error: %v",
-		b.calls, ms(b.took), float64(b.calls)/b.took.Seconds(), hb, b.rpcs, float64(b.rpcs)/b.took.Seconds(), 1/throttle.Seconds(), throttleBound(hb, b.took), ms(throttle),
+		b.calls, ms(b.took), float64(b.calls)/b.took.Seconds(), hb, b.rpcs, int64(b.calls)/max(b.rpcs, 1), throttleBound(hb, b.took), ms(throttle),
 		final, b.calls, ms(current), ms(throttle+realTime.late), ms(realTime.late), ms(2*(throttle+realTime.late)), err),
 		map[string]float64{"heartbeats": float64(b.calls), "rpcs": float64(b.rpcs), "details_current_after_s": current.Seconds()})
 }
