@@ -60,9 +60,10 @@ var (
 // bootstrap 95% interval (harness/stats). Source: what a user of a retry
 // policy needs, the delay they configured: within 10% of the shortest
 // interval measured (1 s). The median, not the p95: the p95 of 20 delays is
-// their second-largest, which moved from 38 ms to 98 ms between two runs on
-// this machine as other work loaded it, while the median stayed at 13-20 ms
-// (see the detail for the run's figures and margin); the tail is held
+// their second-largest, which moved between 23 ms and 98 ms over five runs
+// on this machine as other work loaded it, while the median stayed at
+// 10-21 ms and its interval's upper end at 11-44 ms (see the detail for the
+// run's figures and margin); the tail is held
 // delay by delay to realTime.late by RT-01.backoff-timing and
 // .max-interval, on these same delays.
 const retryAccuracyBound = 100 * time.Millisecond
