@@ -40,7 +40,7 @@ var predicates = map[string]func() []predicate.Spec{
 // categories measured after the evidence rules were set. EX, RT, WF, SG and
 // PF join when their checks are brought under the rules; until then only
 // the checks their negative controls guard must be.
-var fromFirstCheck = []string{"EX", "SG", "PF", "VR", "CP", "OP", "OB", "DX", "AI"}
+var fromFirstCheck = []string{"EX", "RT", "SG", "PF", "VR", "CP", "OP", "OB", "DX", "AI"}
 
 func allSpecs(t *testing.T) map[string][]predicate.Spec {
 	out := map[string][]predicate.Spec{}

@@ -15,8 +15,10 @@ import (
 // control run the same predicate through harness.Decide.
 
 // Predicates returns every predicate the package defines, with its table.
+// Each check of RT-01..RT-04 is decided by one of them
+// (scenarios/rules_test.go).
 func Predicates() []predicate.Spec {
-	return []predicate.Spec{retryPredicate.Spec()}
+	return slices.Concat([]predicate.Spec{retryPredicate.Spec()}, retryPredicates(), timeoutPredicates(), breakerPredicates(), heartbeatPredicates())
 }
 
 // retrySucceedsAt is the attempt on which RT-01's scripted activity first

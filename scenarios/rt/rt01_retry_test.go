@@ -21,6 +21,7 @@ import (
 
 	"github.com/durabench/durabench/harness"
 	"github.com/durabench/durabench/harness/ledger"
+	"github.com/durabench/durabench/harness/predicate"
 	"github.com/durabench/durabench/harness/stats"
 )
 
@@ -45,38 +46,6 @@ func TestRT01(t *testing.T) {
 	t.Run("schedule_to_close_bounds", testScheduleToCloseBounds)
 	t.Run("survives_restart", testSurvivesRestart)
 	t.Run("workflow_retry", testWorkflowRetry)
-}
-
-// tolerance bounds how far a measured delay may be from its configured
-// value: a retry must never come early (beyond clock granularity), and may be
-// late by dispatch latency on a loaded machine.
-type tolerance struct{ early, late time.Duration }
-
-var (
-	// realTime is the tolerance on the dev server for intervals of a second
-	// or more: late is the 500ms bound of RT-01's real-time level.
-	realTime = tolerance{early: 20 * time.Millisecond, late: 500 * time.Millisecond}
-	// skipped is the tolerance of the time-skipping environment, whose
-	// clock moves only by the timers it fires.
-	skipped = tolerance{early: time.Millisecond, late: time.Millisecond}
-	// subSecondTol is the tolerance of a schedule of 200ms to 500ms: a
-	// retry 150ms late is 30% to 75% of its interval late.
-	subSecondTol = tolerance{early: 20 * time.Millisecond, late: 150 * time.Millisecond}
-)
-
-// fits reports whether every measured delay is within tol of the expected
-// one, and returns the lateness of each.
-func fits(want, got []time.Duration, tol tolerance) (bool, []time.Duration) {
-	late := make([]time.Duration, len(got))
-	ok := len(want) == len(got)
-	for i := range got {
-		if i >= len(want) {
-			break
-		}
-		late[i] = got[i] - want[i]
-		ok = ok && late[i] >= -tol.early && late[i] <= tol.late
-	}
-	return ok, late
 }
 
 // expectedDelays is the backoff before attempts 2..n under p:
@@ -192,18 +161,17 @@ func (r scheduleRun) perActivity() [][]attemptRec {
 	return out
 }
 
-// attemptsOK: every activity ran exactly the maximum number of attempts and
-// the workflow received the last attempt's error.
-func (r scheduleRun) attemptsOK() bool {
-	per := r.perActivity()
-	ok := len(per) == r.copies
-	for _, recs := range per {
-		ok = ok && slices.Equal(attemptNumbers(recs), seq(int(r.policy.MaximumAttempts)))
+// attemptsRun is the run's attempts as RT-01.max-attempts judges them.
+func (r scheduleRun) attemptsRun() attemptsRun {
+	a := attemptsRun{name: r.name, max: r.policy.MaximumAttempts, copies: r.copies, server: r.server, state: retryState(r.err)}
+	for _, recs := range r.perActivity() {
+		a.per = append(a.per, attemptNumbers(recs))
 	}
 	var app *temporal.ApplicationError
-	stateOK := !r.server || retryState(r.err) == enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
-	return ok && stateOK && errors.As(r.err, &app) &&
-		app.Message() == fmt.Sprintf("attempt %d fails by design", r.policy.MaximumAttempts)
+	if errors.As(r.err, &app) {
+		a.lastMsg = app.Message()
+	}
+	return a
 }
 
 // capAt is the index of the first expected delay at the maximum interval:
@@ -217,23 +185,22 @@ func (r scheduleRun) capAt() int {
 	return len(r.want())
 }
 
-// phase checks delays [lo, hi) of every activity against the policy and
+// phase is delays [lo, hi) of every activity with the policy's, and
 // describes them.
-func (r scheduleRun) phase(lo, hi int) (ok bool, detail string, late []time.Duration) {
-	want := r.want()[lo:hi]
-	ok = len(want) > 0
+func (r scheduleRun) phase(lo, hi int) (run delayRun, detail string, late []time.Duration) {
+	run = delayRun{name: r.name, want: r.want()[lo:hi], tol: r.tol}
 	var got []string
 	for _, recs := range r.perActivity() {
 		d := delays(recs)
 		d = d[min(lo, len(d)):min(hi, len(d))]
-		fit, l := fits(want, d, r.tol)
-		ok = ok && fit
+		_, l := fits(run.want, d, r.tol)
+		run.got = append(run.got, d)
 		late = append(late, l...)
 		got = append(got, msList(d))
 	}
-	return ok, fmt.Sprintf("%s (initial %s, coefficient %g, maximum %s, %d attempts, %d activities; %s by its clock in %s wall): delays %s, policy %s, worst lateness %s (tolerance -%s/+%s)",
+	return run, fmt.Sprintf("%s (initial %s, coefficient %g, maximum %s, %d attempts, %d activities; %s by its clock in %s wall): delays %s, policy %s, worst lateness %s (tolerance -%s/+%s: %s)",
 		r.name, r.policy.InitialInterval, r.policy.BackoffCoefficient, r.policy.MaximumInterval, r.policy.MaximumAttempts, r.copies,
-		r.elapsed.Round(time.Millisecond), r.wall.Round(time.Millisecond), strings.Join(got, " "), msList(want), ms(maxAbs(late)), r.tol.early, r.tol.late), late
+		r.elapsed.Round(time.Millisecond), r.wall.Round(time.Millisecond), strings.Join(got, " "), msList(run.want), ms(maxAbs(late)), r.tol.early, r.tol.late, r.tol.why), late
 }
 
 // realSchedule runs copies always-failing activities at once on the dev server.
@@ -293,41 +260,47 @@ func testSchedule(t *testing.T) {
 	}
 
 	// both checks one phase of the time-skipped and the real-time run.
-	both := func(growing bool) (bool, string, map[string]float64) {
+	// both gathers one phase of the time-skipped and the real-time run.
+	both := func(growing bool) ([]delayRun, string, map[string]float64) {
 		m := map[string]float64{}
-		ok := true
+		var runs []delayRun
 		var details []string
 		for _, r := range []scheduleRun{sk, rt} {
 			lo, hi := 0, r.capAt()
 			if !growing {
 				lo, hi = hi, len(r.want())
 			}
-			fit, detail, late := r.phase(lo, hi)
-			ok = ok && fit
+			run, detail, late := r.phase(lo, hi)
+			runs = append(runs, run)
 			details = append(details, detail)
 			m[strings.ReplaceAll(r.name, " ", "_")+"_worst_lateness_ms"] = msOf(maxAbs(late))
 		}
-		return ok, strings.Join(details, "; "), m
+		return runs, strings.Join(details, "; "), m
 	}
-	backoff.Result(both(true))
-	maxInterval.Result(both(false))
+	runs, detail, m := both(true)
+	harness.Decide(backoff, backoffPredicate, runs, detail, m)
+	runs, detail, m = both(false)
+	harness.Decide(maxInterval, maxIntervalPredicate, runs, detail, m)
 
-	maxAttempts.Result(sk.attemptsOK() && rt.attemptsOK(), fmt.Sprintf("time-skipped, maximum attempts %d: attempts %v ran, workflow error: %v; real time, maximum attempts %d, %d activities: attempts per activity %v, workflow error: %v (retry state %s)",
+	harness.Decide(maxAttempts, maxAttemptsPredicate, []attemptsRun{sk.attemptsRun(), rt.attemptsRun()}, fmt.Sprintf(
+		"time-skipped, maximum attempts %d: attempts %v ran, workflow error: %v; real time, maximum attempts %d, %d activities: attempts per activity %v, workflow error: %v (retry state %s)",
 		sk.policy.MaximumAttempts, attemptNumbers(sk.recs), sk.err, rt.policy.MaximumAttempts, rt.copies, attemptsPer(rt), rt.err, retryState(rt.err)),
 		map[string]float64{"skipped_attempts": float64(len(sk.recs)), "real_attempts": float64(len(rt.recs))})
 
 	_, _, late := rt.phase(0, len(rt.want()))
-	s := stats.Summarize(msValues(late))
-	accOK := len(late) >= 20 && len(late) == rt.copies*len(rt.want()) && s.P95 < 500 && s.Min > -msOf(realTime.early)
-	accuracy.Result(accOK, fmt.Sprintf("real time on the dev server, %d delays of %d activities retried at once under policy %s: lateness behind the policy p50 %.1fms, p95 %.1fms, max %.1fms, min %.1fms (p95 must be < 500ms, none early by more than %s)",
-		len(late), rt.copies, msList(rt.want()), s.P50, s.P95, s.Max, s.Min, realTime.early), s.Metrics("lateness_ms"))
+	lr := latenessRun{want: rt.copies * len(rt.want()), ms: msValues(late)}
+	s := stats.Summarize(lr.ms)
+	harness.Decide(accuracy, realTimeAccuracyPredicate, lr, fmt.Sprintf(
+		"real time on the dev server, %d delays of %d activities retried at once under policy %s: lateness behind the policy p50 %.1fms (95%% interval %.1f-%.1fms), p95 %.1fms, max %.1fms, min %.1fms; "+
+			"the median's interval must end under %s (10%% of the shortest interval, 1s: margin %.1fms), none early by more than %s, and every delay within +%s (RT-01.backoff-timing, .max-interval)",
+		len(late), rt.copies, msList(rt.want()), s.P50, s.P50Lo, s.P50Hi, s.P95, s.Max, s.Min, ms(retryAccuracyBound), msOf(retryAccuracyBound)-s.P50Hi, realTime.early, ms(realTime.late)), s.Metrics("lateness_ms"))
 
-	ok, detail, late := sub.phase(0, len(sub.want()))
+	subRun, detail, late := sub.phase(0, len(sub.want()))
 	if all := slices.Concat(delaysPer(sub)...); len(all) > 0 && slices.Min(all) >= 900*time.Millisecond {
 		shortest := slices.Min(all)
 		detail += fmt.Sprintf("; no delay was shorter than %s, consistent with the server arming no timer sooner than about 1s after it is created (history.timerProcessorMaxTimeShift, default 1s)", ms(shortest))
 	}
-	subSecond.Result(ok, detail, stats.Summarize(msValues(late)).Metrics("lateness_ms"))
+	harness.Decide(subSecond, subSecondPredicate, []delayRun{subRun}, detail, stats.Summarize(msValues(late)).Metrics("lateness_ms"))
 }
 
 func delaysPer(r scheduleRun) [][]time.Duration {
@@ -381,13 +354,14 @@ func last[T any](xs []T) (v T) {
 func testNonRetryable(t *testing.T) {
 	for _, tc := range []struct {
 		check, errType string
+		pred           *predicate.P[nonRetryableRun]
 		policy         temporal.RetryPolicy
 		fail           func() error
 	}{
-		{"RT-01.non-retryable-types", "DependencyGone",
+		{"RT-01.non-retryable-types", "DependencyGone", nonRetryableTypesPredicate,
 			temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond, MaximumAttempts: 5, NonRetryableErrorTypes: []string{"DependencyGone"}},
 			func() error { return temporal.NewApplicationError("dependency gone", "DependencyGone") }},
-		{"RT-01.non-retryable-error", "Fatal",
+		{"RT-01.non-retryable-error", "Fatal", nonRetryableErrorPredicate,
 			temporal.RetryPolicy{InitialInterval: 100 * time.Millisecond}, // unlimited attempts
 			func() error { return temporal.NewNonRetryableApplicationError("fatal", "Fatal", nil) }},
 	} {
@@ -398,12 +372,13 @@ func testNonRetryable(t *testing.T) {
 			tq, log := scripted(t, c, worker.Options{}, func(context.Context, int32, Job) (string, error) { return "", tc.fail() })
 			// The schedule-to-close timeout only bounds a run that keeps retrying.
 			_, _, err := call(ctx, t, c, tq, CallInput{Activity: ScriptedName, StartToClose: 5 * time.Second, ScheduleToClose: 5 * time.Second, Retry: &tc.policy})
-			var ae *temporal.ActivityError
+			r := nonRetryableRun{allowed: tc.policy.MaximumAttempts, errType: tc.errType, state: retryState(err), attempts: len(log.attempts())}
 			var app *temporal.ApplicationError
-			okErr := errors.As(err, &ae) && ae.RetryState() == enumspb.RETRY_STATE_NON_RETRYABLE_FAILURE && errors.As(err, &app) && app.Type() == tc.errType
-			n := len(log.attempts())
-			check.Result(okErr && n == 1, fmt.Sprintf("policy allows %s attempts; activity returned error type %s: %d attempt(s) ran; workflow error: %v (retry state %s)",
-				attemptsAllowed(tc.policy), tc.errType, n, err, retryState(err)), map[string]float64{"attempts": float64(n)})
+			if errors.As(err, &app) {
+				r.gotType = app.Type()
+			}
+			harness.Decide(check, tc.pred, r, fmt.Sprintf("policy allows %s attempts; activity returned error type %s: %d attempt(s) ran; the workflow received type %q with retry state %s: %v",
+				attemptsAllowed(tc.policy), tc.errType, r.attempts, r.gotType, r.state, err), map[string]float64{"attempts": float64(r.attempts)})
 		})
 	}
 }
@@ -443,13 +418,11 @@ func testNextRetryDelay(t *testing.T) {
 	out, _, err := call(ctx, t, c, tq, CallInput{Activity: ScriptedName, StartToClose: 5 * time.Second, Retry: &p})
 	got := delays(log.attempts())
 	want := []time.Duration{asked, expectedDelays(p, 3)[1]}
-	ok, late := fits(want, got, realTime)
-	check.Result(ok && err == nil && out == "done", fmt.Sprintf("policy backoff would be %s then %s; attempt 1 asked NextRetryDelay %s: delays %s, expected %s, lateness %s; result %q (error: %v)",
+	_, late := fits(want, got, realTime)
+	harness.Decide(check, nextRetryDelayPredicate, overrideRun{want: want, got: got, out: out, err: err}, fmt.Sprintf("policy backoff would be %s then %s; attempt 1 asked NextRetryDelay %s: delays %s, expected %s, lateness %s; result %q (error: %v)",
 		ms(p.InitialInterval), ms(want[1]), ms(asked), msList(got), msList(want), msList(late), out, err),
 		map[string]float64{"delay1_ms": msOf(first(got)), "delay2_ms": msOf(last(got))})
 }
-
-func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // testScheduleToCloseBounds: an always-failing activity retried every second
 // under a 3.5s schedule-to-close timeout stops once the next attempt could
@@ -482,9 +455,8 @@ func testScheduleToCloseBounds(t *testing.T) {
 	if errors.As(err, &te) {
 		cause = "a TimeoutError of type " + te.TimeoutType().String()
 	}
-	ok := retryState(err) == enumspb.RETRY_STATE_TIMEOUT && afterDue == 0 && len(recs) > 1 &&
-		!closed.After(due.Add(realTime.late)) && closed.Add(interval).After(due)
-	check.Result(ok, fmt.Sprintf("retry every %s, schedule-to-close %s: %d attempts, %d started after the deadline; activity closed %s after scheduling (next attempt would have started %s after, past the deadline); workflow error has retry state %s with %s as cause: %v",
+	r := boundRun{interval: interval, bound: bound, attempts: len(recs), afterDue: afterDue, closed: closed.Sub(scheduled), state: retryState(err)}
+	harness.Decide(check, scheduleToCloseBoundsPredicate, r, fmt.Sprintf("retry every %s, schedule-to-close %s: %d attempts, %d started after the deadline; activity closed %s after scheduling (next attempt would have started %s after, past the deadline); workflow error has retry state %s with %s as cause: %v",
 		ms(interval), bound, len(recs), afterDue, ms(closed.Sub(scheduled)), ms(closed.Add(interval).Sub(scheduled)), retryState(err), cause, err),
 		map[string]float64{"attempts": float64(len(recs)), "closed_after_s": closed.Sub(scheduled).Seconds()})
 }
@@ -544,14 +516,14 @@ func testSurvivesRestart(t *testing.T) {
 		after = append(after, starts[i].At.Sub(fails[i-1].At))
 	}
 	want := expectedDelays(p, succeedAt)[2:]
-	fit, late := fits(want, after, realTime)
+	_, late := fits(want, after, realTime)
 	var attempt3 time.Time
 	if len(starts) >= 3 {
 		attempt3 = starts[2].At
 	}
-	ok := err == nil && out == fmt.Sprintf("succeeded on attempt %d", succeedAt) && slices.Equal(attempts, seq(succeedAt)) &&
-		fit && !attempt3.Before(due.Add(-realTime.early))
-	check.Result(ok, fmt.Sprintf("worker pid %d and the server SIGKILLed while attempt 3 waited for its backoff (due %s after the kill); server back after %s, worker pid %d started; "+
+	r := restartRun{succeedAt: succeedAt, attempts: attempts, want: want, after: after, attempt3Late: attempt3.Sub(due), out: out, err: err}
+	check.OnServer(srv)
+	harness.Decide(check, survivesRestartPredicate, r, fmt.Sprintf("worker pid %d and the server SIGKILLed while attempt 3 waited for its backoff (due %s after the kill); server back after %s, worker pid %d started; "+
 		"attempts by ledger %v; attempt 3 began %s after its due time; delays before attempts 4-5 %s, policy %s, lateness %s; result %q (error: %v)",
 		w1.PID(), ms(due.Sub(killedAt)), ms(restartedAt.Sub(killedAt)), w2.PID(), attempts, ms(attempt3.Sub(due)), msList(after), msList(want), msList(late), out, err),
 		map[string]float64{"outage_s": restartedAt.Sub(killedAt).Seconds(), "attempt3_after_due_s": attempt3.Sub(due).Seconds()})
@@ -607,9 +579,9 @@ func testWorkflowRetry(t *testing.T) {
 		}
 	}
 	want := expectedDelays(p, 3)
-	fit, late := fits(want, gaps, realTime)
-	ok := err == nil && got == 3 && slices.Equal(attempts, seq(3)) && slices.Equal(backoffs, want) && fit
-	check.Result(ok, fmt.Sprintf("workflow failing runs 1-2 with retry policy %s×%g: runs with attempts %v; recorded first-task backoffs %s; from each failure to the next run's first task %s, policy %s, lateness %s; result attempt %d (error: %v)",
+	_, late := fits(want, gaps, realTime)
+	r := workflowRetryRun{attempts: attempts, want: want, backoffs: backoffs, gaps: gaps, got: got, err: err}
+	harness.Decide(check, workflowRetryPredicate, r, fmt.Sprintf("workflow failing runs 1-2 with retry policy %s×%g: runs with attempts %v; recorded first-task backoffs %s; from each failure to the next run's first task %s, policy %s, lateness %s; result attempt %d (error: %v)",
 		ms(p.InitialInterval), p.BackoffCoefficient, attempts, msList(backoffs), msList(gaps), msList(want), msList(late), got, err),
 		map[string]float64{"runs": float64(len(attempts))})
 }

@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/durabench/durabench/harness"
+	"github.com/durabench/durabench/harness/predicate"
 )
 
 // TestRT03 measures what stands in for a circuit breaker: retry limits and
@@ -29,11 +31,11 @@ func TestRT03(t *testing.T) {
 	t.Run("rate_limits", func(t *testing.T) {
 		t.Run("worker", func(t *testing.T) {
 			t.Parallel()
-			testRateLimit(t, "RT-03.worker-rate-limit", worker.Options{WorkerActivitiesPerSecond: 4}, 1)
+			testRateLimit(t, "RT-03.worker-rate-limit", workerRatePredicate, worker.Options{WorkerActivitiesPerSecond: 4}, 1)
 		})
 		t.Run("task_queue", func(t *testing.T) {
 			t.Parallel()
-			testRateLimit(t, "RT-03.queue-rate-limit", worker.Options{TaskQueueActivitiesPerSecond: 4}, 2)
+			testRateLimit(t, "RT-03.queue-rate-limit", queueRatePredicate, worker.Options{TaskQueueActivitiesPerSecond: 4}, 2)
 		})
 	})
 	t.Run("concurrency_slots", testConcurrencySlots)
@@ -119,11 +121,14 @@ func testStopAfterNFailures(t *testing.T) {
 		name   string
 		policy temporal.RetryPolicy
 		stop   bool // the activity gives up after its n-th failure
+		state  enumspb.RetryState
 	}{
-		{"maximum attempts 4", temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1, MaximumAttempts: n}, false},
-		{"unlimited attempts, non-retryable error on the 4th failure", temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1}, true},
+		{"maximum attempts 4", temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1, MaximumAttempts: n}, false,
+			enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED},
+		{"unlimited attempts, non-retryable error on the 4th failure", temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 1}, true,
+			enumspb.RETRY_STATE_NON_RETRYABLE_FAILURE},
 	}
-	ok := true
+	obs := stopObs{n: n}
 	var details []string
 	for _, tc := range cases {
 		dep := newDependency(true, 0)
@@ -140,18 +145,17 @@ func testStopAfterNFailures(t *testing.T) {
 		// The schedule-to-close timeout only bounds a run that never stops.
 		_, _, err := call(ctx, t, c, tq, CallInput{Activity: ScriptedName, StartToClose: 5 * time.Second, ScheduleToClose: 20 * time.Second, Retry: &tc.policy})
 		calls, _, _ := dep.snapshot()
-		ok = ok && len(calls) == n && err != nil
+		obs.runs = append(obs.runs, stopRun{name: tc.name, calls: len(calls), failed: err != nil, state: retryState(err), wantState: tc.state})
 		details = append(details, fmt.Sprintf("%s: the dependency saw %d calls, then the workflow got: %v (retry state %s)", tc.name, len(calls), err, retryState(err)))
 	}
-	check.Result(ok, fmt.Sprintf("dependency always failing, N=%d: %v", n, details), nil)
+	harness.Decide(check, stopAfterNPredicate, obs, fmt.Sprintf("dependency always failing, N=%d: %v", n, details), nil)
 }
 
 // testRateLimit starts workers on one task queue with options o and fans
-// out 33 calls at once to a dependency. The rate it sees, sustained from the
-// first call to the last, must stay within 20% of the limit (4 per second);
-// enough calls are made that the burst of polls already waiting when the
-// calls arrive does not decide it. The busiest second is reported.
-func testRateLimit(t *testing.T, id string, o worker.Options, workers int) {
+// out 33 calls at once to a dependency. The rate it sees after the first
+// second's burst, from the mean gap between calls, must stay within 20% of
+// the limit (4 per second) either way; the busiest second is reported.
+func testRateLimit(t *testing.T, id string, pred *predicate.P[rateRun], o worker.Options, workers int) {
 	check := harness.Get(t).Check(t, id)
 	ctx := harness.Context(t, time.Minute)
 	c := harness.Get(t).Dial(t)
@@ -168,17 +172,34 @@ func testRateLimit(t *testing.T, id string, o worker.Options, workers int) {
 	err := run.Get(ctx, &done)
 	calls, callers, _ := dep.snapshot()
 	slices.SortFunc(calls, func(a, b time.Time) int { return a.Compare(b) })
-	var rate float64
+	r := rateRun{limit: limit, n: n, done: done, err: err}
+	burst := 0
+	for i := 1; i < len(calls); i++ {
+		if calls[i-1].Sub(calls[0]) < rateBurstWindow {
+			burst = i
+			continue
+		}
+		r.gaps = append(r.gaps, calls[i].Sub(calls[i-1]).Seconds())
+	}
+	rate, lo, hi := rateInterval(r.gaps)
 	var window time.Duration
 	if len(calls) > 1 {
 		window = calls[len(calls)-1].Sub(calls[0])
-		rate = float64(len(calls)-1) / window.Seconds()
 	}
 	peak := peakPerSecond(calls)
-	ok := err == nil && done == n && rate > 0 && rate <= limit*1.2
-	check.Result(ok, fmt.Sprintf("%d calls fanned out at once to %d worker(s) with %s: %d calls over %s = %.2f calls/s sustained (limit %.0f, +20%% allowed); busiest second %d calls; first 4 calls at %s; calls per worker %v; workflow error: %v",
-		n, workers, limitName(o), len(calls), ms(window), rate, limit, peak, msList(offsets(calls, 4)), callers, err),
-		map[string]float64{"rate_per_s": rate, "limit_per_s": limit, "peak_per_1s": float64(peak)})
+	// The server divides a queue's limit evenly among the task queue's read
+	// partitions (matching ratelimit_manager: rate / numReadPartitions) and
+	// tasks land on partitions unevenly, so calls come in bunches and gaps.
+	// On a server with one read partition the same fan-out arrived at 4.00/s
+	// (interval 3.99-4.01) on this machine; the check runs on the default.
+	note := ""
+	if o.TaskQueueActivitiesPerSecond > 0 && !rateHeld(r) {
+		note = "; consistent with the server dividing the queue's limit evenly among the task queue's read partitions (matching.numTaskqueueReadPartitions, default 4: 1/s each) while tasks land on partitions unevenly, so calls come in bunches and gaps"
+	}
+	harness.Decide(check, pred, r, fmt.Sprintf("%d calls fanned out at once to %d worker(s) with %s: %d calls over %s; %d calls in the first %s (burst, not counted); after it %d gaps, mean rate %.2f calls/s (95%% interval %.2f-%.2f), which must lie within %.0f%% of the limit %.0f/s (%.1f-%.1f); busiest second %d calls; first 4 calls at %s; calls per worker %v; workflow error: %v%s",
+		n, workers, limitName(o), len(calls), ms(window), burst, rateBurstWindow, len(r.gaps), rate, lo, hi, rateLimitTolerance*100, limit,
+		limit*(1-rateLimitTolerance), limit*(1+rateLimitTolerance), peak, msList(offsets(calls, 4)), callers, err, note),
+		map[string]float64{"rate_per_s": rate, "rate_per_s_lo": lo, "rate_per_s_hi": hi, "limit_per_s": limit, "peak_per_1s": float64(peak)})
 }
 
 func limitName(o worker.Options) string {
@@ -224,8 +245,7 @@ func testConcurrencySlots(t *testing.T) {
 	err := run.Get(ctx, &done)
 	calls, _, peak := dep.snapshot()
 	// peak == slots shows the demand filled every slot.
-	ok := err == nil && done == n && len(calls) == n && peak == slots
-	check.Result(ok, fmt.Sprintf("%d calls of 300ms fanned out at once to a worker with %d activity slots: at most %d in flight at the dependency; %d calls completed; workflow error: %v",
+	harness.Decide(check, slotsPredicate, slotsRun{slots: slots, n: n, done: done, calls: len(calls), peak: peak, err: err}, fmt.Sprintf("%d calls of 300ms fanned out at once to a worker with %d activity slots: at most %d in flight at the dependency; %d calls completed; workflow error: %v",
 		n, slots, peak, done, err), map[string]float64{"peak_in_flight": float64(peak), "slots": slots})
 }
 
@@ -296,10 +316,9 @@ func testSharedBreaker(t *testing.T) {
 	calls, _, _ := dep.snapshot()
 
 	openFor := halfOpen.HalfOpenAt.Sub(halfOpen.OpenedAt)
-	ok := afterFailures.State == BreakerOpen && len(callsWhenOpened) == cfg.Threshold &&
-		slices.Equal(refused, []string{"BreakerOpen", "BreakerOpen", "BreakerOpen", "BreakerOpen"}) && len(callsWhileOpen) == cfg.Threshold &&
-		openFor >= cfg.OpenFor && closed.State == BreakerClosed && final.State == BreakerClosed && len(calls) == cfg.Threshold+2
-	check.Result(ok, fmt.Sprintf("breaker workflow (threshold %d, open for %s) shared by %d caller workflows: failing calls returned %v and left it %s; "+
+	r := breakerRun{threshold: cfg.Threshold, openFor: cfg.OpenFor, stateAfterFailures: afterFailures.State, callsWhenOpened: len(callsWhenOpened),
+		refused: refused, callsWhileOpen: len(callsWhileOpen), halfOpenAfter: openFor, probeState: closed.State, final: final.State, calls: len(calls)}
+	harness.Decide(check, sharedBreakerPredicate, r, fmt.Sprintf("breaker workflow (threshold %d, open for %s) shared by %d caller workflows: failing calls returned %v and left it %s; "+
 		"4 more calls returned %v, dependency calls %d -> %d; half-open after %s (workflow time); probe returned %v, breaker %s; next call %v, breaker %s; transitions %v; dependency saw %d calls in all",
 		cfg.Threshold, cfg.OpenFor, cfg.Threshold+6, failing, afterFailures.State, refused, len(callsWhenOpened), len(callsWhileOpen), ms(openFor),
 		probe, closed.State, after, final.State, final.Transitions, len(calls)),
@@ -330,7 +349,7 @@ func testNativeBreaker(t *testing.T) {
 		outcomes = append(outcomes, failureType(err))
 	}
 	calls, _, _ := dep.snapshot()
-	check.Result(len(calls) <= n, fmt.Sprintf("%d workflows each called, one after another, an activity type whose dependency always fails: the dependency received %d calls (a breaker tripping after %d failures would have let %d through); outcomes %v",
+	harness.Decide(check, nativeBreakerPredicate, nativeRun{workflows: workflows, n: n, calls: len(calls), outcomes: outcomes}, fmt.Sprintf("%d workflows each called, one after another, an activity type whose dependency always fails: the dependency received %d calls (a breaker tripping after %d failures would have let %d through); outcomes %v",
 		workflows, len(calls), n, n, outcomes),
 		map[string]float64{"dependency_calls": float64(len(calls)), "workflows": workflows})
 }

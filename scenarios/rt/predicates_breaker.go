@@ -1,0 +1,213 @@
+package rt
+
+import (
+	"slices"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/durabench/durabench/harness/predicate"
+	"github.com/durabench/durabench/harness/stats"
+)
+
+// The pass conditions of RT-03's checks.
+
+func breakerPredicates() []predicate.Spec {
+	return []predicate.Spec{
+		stopAfterNPredicate.Spec(), workerRatePredicate.Spec(), queueRatePredicate.Spec(), slotsPredicate.Spec(),
+		sharedBreakerPredicate.Spec(), nativeBreakerPredicate.Spec(),
+	}
+}
+
+// stopRun is one way of stopping calls to an always-failing dependency
+// after n failures (RT-03.stop-after-n-failures).
+type stopRun struct {
+	name      string
+	calls     int // calls the dependency received
+	failed    bool
+	state     enumspb.RetryState // the activity error's retry state
+	wantState enumspb.RetryState // the state this way of stopping produces
+}
+
+// stopObs is every way of stopping tried, each after n failures.
+type stopObs struct {
+	n    int
+	runs []stopRun
+}
+
+// stopsAfterN: each way of stopping let exactly n calls reach the
+// dependency, then the workflow failed with the retry state of that way.
+func stopsAfterN(o stopObs) bool {
+	if o.n == 0 || len(o.runs) == 0 {
+		return false
+	}
+	for _, r := range o.runs {
+		if r.calls != o.n || !r.failed || r.state != r.wantState {
+			return false
+		}
+	}
+	return true
+}
+
+var stopsOK = stopObs{n: 4, runs: []stopRun{
+	{name: "maximum attempts", calls: 4, failed: true, state: enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED, wantState: enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED},
+	{name: "non-retryable", calls: 4, failed: true, state: enumspb.RETRY_STATE_NON_RETRYABLE_FAILURE, wantState: enumspb.RETRY_STATE_NON_RETRYABLE_FAILURE},
+}}
+
+var stopAfterNPredicate = predicate.New("RT-03.stop-after-n-failures", "stopsAfterN", stopsAfterN,
+	predicate.Case[stopObs]{Name: "4 calls each way", In: stopsOK, Want: true},
+	predicate.Case[stopObs]{Name: "non-retryable ignored: calls continued until schedule-to-close",
+		In: stopObs{n: 4, runs: []stopRun{stopsOK.runs[0], {name: "non-retryable", calls: 20, failed: true,
+			state: enumspb.RETRY_STATE_TIMEOUT, wantState: enumspb.RETRY_STATE_NON_RETRYABLE_FAILURE}}}, Want: false},
+)
+
+// rateLimitTolerance is how far the sustained rate may be from the
+// configured limit, either way (RT-03.worker-rate-limit and
+// .queue-rate-limit, "within 20% of the limit" in the catalog). Source: what
+// a user of a rate limit needs: a dependency sized for the limit is
+// overloaded by a rate above it, and work paid for at the limit is lost
+// below it; 20% is the headroom a dependency is commonly sized with, so
+// either side beyond it is a limit that does not hold.
+const rateLimitTolerance = 0.2
+
+// rateBurstWindow is the start of a fan-out left out of the sustained rate:
+// the limiters allow a burst of one second's tokens at once (the server's
+// burst is ceil(rate), or matching.minTaskThrottlingBurstSize when larger;
+// the SDK's is the pollers already waiting), which the sustained rate must
+// not count.
+const rateBurstWindow = time.Second
+
+// rateRun is a fan-out of calls to a dependency behind a rate limit.
+type rateRun struct {
+	limit   float64   // configured calls per second
+	n, done int       // calls fanned out, and completed
+	gaps    []float64 // seconds between consecutive calls that began after the burst window
+	err     error
+}
+
+// rateInterval is the sustained rate (1 / mean gap) with the bootstrap 95%
+// interval of the mean gap turned into rates.
+func rateInterval(gaps []float64) (rate, lo, hi float64) {
+	if len(gaps) == 0 {
+		return 0, 0, 0
+	}
+	mean := func(xs []float64) float64 {
+		var s float64
+		for _, x := range xs {
+			s += x
+		}
+		return s / float64(len(xs))
+	}
+	gLo, gHi := stats.Bootstrap(gaps, mean)
+	return 1 / max(mean(gaps), 1e-9), 1 / max(gHi, 1e-9), 1 / max(gLo, 1e-9)
+}
+
+// rateHeld: every call completed, at least 10 gaps were measured after the
+// burst, and the whole 95% interval of the sustained rate lies within
+// rateLimitTolerance of the limit: neither above it (the limit leaks) nor
+// below it (the limit starves the work).
+func rateHeld(r rateRun) bool {
+	if r.err != nil || r.n == 0 || r.done != r.n || len(r.gaps) < 10 || r.limit <= 0 {
+		return false
+	}
+	_, lo, hi := rateInterval(r.gaps)
+	return lo >= r.limit*(1-rateLimitTolerance) && hi <= r.limit*(1+rateLimitTolerance)
+}
+
+func evenGaps(n int, gap float64) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = gap + 0.002*float64(i%3-1)
+	}
+	return out
+}
+
+var rateOK = rateRun{limit: 4, n: 33, done: 33, gaps: evenGaps(28, 0.25)}
+
+var rateCases = []predicate.Case[rateRun]{
+	{Name: "4.0/s after the burst", In: rateOK, Want: true},
+	{Name: "no limit: 33 calls in 150 ms", In: edit(rateOK, func(r *rateRun) { r.gaps = evenGaps(32, 0.005) }), Want: false},
+	{Name: "too slow: 2.6/s against 4/s", In: edit(rateOK, func(r *rateRun) { r.gaps = evenGaps(28, 0.38) }), Want: false},
+	{Name: "too few calls after the burst to measure a rate", In: edit(rateOK, func(r *rateRun) { r.gaps = r.gaps[:5] }), Want: false},
+}
+
+var workerRatePredicate = predicate.New("RT-03.worker-rate-limit", "rateHeld", rateHeld, rateCases...)
+
+var queueRatePredicate = predicate.New("RT-03.queue-rate-limit", "rateHeld", rateHeld, rateCases...)
+
+// slotsRun is a fan-out of slow calls to a worker with few activity slots
+// (RT-03.concurrency-slots).
+type slotsRun struct {
+	slots, n, done, calls, peak int
+	err                         error
+}
+
+// slotsBound: every call completed, and the most calls the dependency saw
+// in flight at once is exactly the slot count: never more, and the demand
+// (more calls than slots) filled every slot.
+func slotsBound(r slotsRun) bool {
+	return r.err == nil && r.n > r.slots && r.done == r.n && r.calls == r.n && r.peak == r.slots
+}
+
+var slotsOK = slotsRun{slots: 3, n: 12, done: 12, calls: 12, peak: 3}
+
+var slotsPredicate = predicate.New("RT-03.concurrency-slots", "slotsBound", slotsBound,
+	predicate.Case[slotsRun]{Name: "at most 3 of 12 in flight", In: slotsOK, Want: true},
+	predicate.Case[slotsRun]{Name: "slots ignored: all 12 at once", In: edit(slotsOK, func(r *slotsRun) { r.peak = 12 }), Want: false},
+)
+
+// breakerRun is the shared breaker driven through its cycle
+// (RT-03.shared-breaker-pattern).
+type breakerRun struct {
+	threshold          int
+	openFor            time.Duration
+	stateAfterFailures string
+	callsWhenOpened    int      // dependency calls when the breaker opened
+	refused            []string // outcomes of the calls made while open
+	callsWhileOpen     int      // dependency calls after those
+	halfOpenAfter      time.Duration
+	probeState, final  string // breaker state after the probe, and after the next call
+	calls              int    // dependency calls in all
+}
+
+// breakerCycled: threshold failures opened it; the 4 calls while open were
+// all refused without reaching the dependency; it half-opened no sooner
+// than openFor; the probe closed it and the next call went through.
+func breakerCycled(r breakerRun) bool {
+	return r.threshold > 0 && r.stateAfterFailures == BreakerOpen && r.callsWhenOpened == r.threshold &&
+		slices.Equal(r.refused, []string{"BreakerOpen", "BreakerOpen", "BreakerOpen", "BreakerOpen"}) && r.callsWhileOpen == r.threshold &&
+		r.halfOpenAfter >= r.openFor && r.probeState == BreakerClosed && r.final == BreakerClosed && r.calls == r.threshold+2
+}
+
+var breakerOK = breakerRun{threshold: 3, openFor: 2 * time.Second, stateAfterFailures: BreakerOpen, callsWhenOpened: 3,
+	refused: []string{"BreakerOpen", "BreakerOpen", "BreakerOpen", "BreakerOpen"}, callsWhileOpen: 3, halfOpenAfter: 2013 * time.Millisecond,
+	probeState: BreakerClosed, final: BreakerClosed, calls: 5}
+
+var sharedBreakerPredicate = predicate.New("RT-03.shared-breaker-pattern", "breakerCycled", breakerCycled,
+	predicate.Case[breakerRun]{Name: "opened at 3, refused 4, half-open at 2 s, closed by the probe", In: breakerOK, Want: true},
+	predicate.Case[breakerRun]{Name: "callers do not share it: calls kept reaching the dependency",
+		In: edit(breakerOK, func(r *breakerRun) {
+			r.stateAfterFailures, r.refused = BreakerClosed, []string{"DependencyFailed", "DependencyFailed", "DependencyFailed", "DependencyFailed"}
+			r.callsWhileOpen, r.calls = 7, 9
+		}), Want: false},
+	predicate.Case[breakerRun]{Name: "never half-opens: the probe was refused",
+		In: edit(breakerOK, func(r *breakerRun) { r.probeState, r.final, r.calls = BreakerOpen, BreakerOpen, 3 }), Want: false},
+)
+
+// nativeRun is failing calls made by separate workflows with no user code
+// in between (RT-03.native-breaker).
+type nativeRun struct {
+	workflows, n, calls int
+	outcomes            []string
+}
+
+// engineTripped: an engine breaker tripping after n failures lets at most
+// n of the workflows' calls reach the dependency.
+func engineTripped(r nativeRun) bool { return r.workflows > r.n && r.calls <= r.n }
+
+var nativeBreakerPredicate = predicate.New("RT-03.native-breaker", "engineTripped", engineTripped,
+	predicate.Case[nativeRun]{Name: "an engine breaker: 3 calls through, 5 refused",
+		In: nativeRun{workflows: 8, n: 3, calls: 3, outcomes: []string{"dependency unavailable", "dependency unavailable", "dependency unavailable", "CircuitOpen", "CircuitOpen", "CircuitOpen", "CircuitOpen", "CircuitOpen"}}, Want: true},
+	predicate.Case[nativeRun]{Name: "no breaker: every one of 8 calls reached the dependency (observed)",
+		In: nativeRun{workflows: 8, n: 3, calls: 8, outcomes: slices.Repeat([]string{"dependency unavailable"}, 8)}, Want: false},
+)
