@@ -17,6 +17,7 @@ import (
 	"github.com/durabench/durabench/scenarios/op"
 	"github.com/durabench/durabench/scenarios/rt"
 	"github.com/durabench/durabench/scenarios/vr"
+	"github.com/durabench/durabench/scenarios/wf"
 )
 
 // predicates lists, for every scenario package, the named predicates it
@@ -26,7 +27,7 @@ var predicates = map[string]func() []predicate.Spec{
 	"ex": ex.Predicates,
 	"rt": rt.Predicates,
 	"sg": nil,
-	"wf": nil,
+	"wf": wf.Predicates,
 	"pf": nil,
 	"vr": vr.Predicates,
 	"cp": cp.Predicates,
@@ -38,7 +39,7 @@ var predicates = map[string]func() []predicate.Spec{
 // categories measured after the evidence rules were set. EX, RT, WF, SG and
 // PF join when their checks are brought under the rules; until then only
 // the checks their negative controls guard must be.
-var fromFirstCheck = []string{"VR", "CP", "OP", "OB", "DX", "AI"}
+var fromFirstCheck = []string{"VR", "CP", "OP", "OB", "DX", "AI", "WF"}
 
 func allSpecs(t *testing.T) map[string][]predicate.Spec {
 	out := map[string][]predicate.Spec{}
