@@ -166,18 +166,23 @@ type backlogRun struct {
 	queuedErr, err, drainedErr error // waits for the backlog to show, the jobs to finish, the backlog to clear
 	n, count                   int64 // jobs queued; the backlog count reported
 	age                        time.Duration
+	sinceSent                  time.Duration // from sending the jobs to the report
 }
 
-// backlogShown: DescribeTaskQueue reported exactly the queued jobs with a
-// positive age, and reported the backlog cleared once a worker drained it.
+// backlogShown: DescribeTaskQueue reported exactly the queued jobs, with an
+// age that is positive and no older than the time since they were sent
+// (plus 100 ms for the two clocks' rounding), and reported the backlog
+// cleared once a worker drained it.
 func backlogShown(o backlogRun) bool {
-	return o.queuedErr == nil && o.count == o.n && o.age > 0 && o.err == nil && o.drainedErr == nil
+	return o.queuedErr == nil && o.count == o.n && o.age > 0 && o.age <= o.sinceSent+100*time.Millisecond && o.err == nil && o.drainedErr == nil
 }
 
 var backlogPredicate = predicate.New("WF-06.backlog-visible", "backlogShown", backlogShown,
-	predicate.Case[backlogRun]{Name: "20 queued, 5 s old, then 0", In: backlogRun{n: 20, count: 20, age: 5 * time.Second}, Want: true},
+	predicate.Case[backlogRun]{Name: "20 queued, 5 s old, then 0", In: backlogRun{n: 20, count: 20, age: 5080 * time.Millisecond, sinceSent: 5106 * time.Millisecond}, Want: true},
 	predicate.Case[backlogRun]{Name: "no backlog statistics: always 0",
-		In: backlogRun{queuedErr: errors.New("waiting for the backlog: gave up after 30s"), n: 20}, Want: false},
+		In: backlogRun{queuedErr: errors.New("waiting for the backlog: gave up after 30s"), n: 20, sinceSent: 30 * time.Second}, Want: false},
+	predicate.Case[backlogRun]{Name: "the count is right but the age is not tracked (a fixed value)",
+		In: backlogRun{n: 20, count: 20, age: time.Hour, sinceSent: 5106 * time.Millisecond}, Want: false},
 )
 
 // fairnessRun is tenant b's share of the first dispatches behind tenant a's
