@@ -215,7 +215,7 @@ func (ct childTest) testManyChildren(t *testing.T) {
 	o := manyChildren{n: n, err: err, results: len(res.Values), wrong: wrong + max(n-len(res.Values), 0), initiated: initiated, started: len(started),
 		distinct: len(ids), startFailed: startFailed, completed: completed}
 	harness.Decide(check, manyChildrenPredicate, o, fmt.Sprintf("parent started %d children in batches of %d in %.1fs (error: %v): %d results, %d wrong or missing; history: %d initiated, %d started (%d distinct ids), %d start failures, %d completed",
-		n, batch, took.Seconds(), err, len(res.Values), wrong, initiated, len(started), len(ids), startFailed, completed),
+		n, batch, took.Seconds(), err, len(res.Values), o.wrong, initiated, len(started), len(ids), startFailed, completed),
 		map[string]float64{"children": n, "duration_s": took.Seconds(), "children_per_s": n / took.Seconds()})
 }
 
