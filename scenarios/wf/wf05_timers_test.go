@@ -36,9 +36,13 @@ func TestWF05(t *testing.T) {
 	t.Run("schedule_cron_timezone", tt.testCronTimezone)
 	t.Run("schedule_backfill", tt.testBackfill)
 	t.Run("schedule_overlap", tt.testOverlap)
+	// Timer lateness is measured before the clock group: there, two
+	// dedicated servers start and one is killed and restarted, and their
+	// start-up competes for the CPU with the timers' (p95 55 ms instead of
+	// 4-6 ms when they overlapped).
+	t.Run("timer_accuracy", tt.testTimerAccuracy)
 	// These wait on the clock, so they run side by side.
 	t.Run("clock", func(t *testing.T) {
-		t.Run("timer_accuracy", parallel(tt.testTimerAccuracy))
 		t.Run("timer_survives_restart", parallel(testTimerSurvivesRestart))
 		t.Run("schedule_interval", parallel(tt.testInterval))
 		t.Run("schedule_pause_trigger", parallel(tt.testPauseTrigger))
