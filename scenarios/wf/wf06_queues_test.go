@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestWF06(t *testing.T) {
 	qt := newQueueTest(t, env.Dial(t), env.Options.Namespace, where)
 	t.Run("task_queue_routing", qt.testRouting)
 	t.Run("concurrency_limit", qt.testConcurrency)
-	t.Run("rate_limits", qt.testRateLimits)
+	t.Run("rate_limits", func(t *testing.T) { qt.testRateLimits(t, !env.External) })
 	t.Run("queue_priority", qt.testQueuePriority)
 	t.Run("backlog_visible", qt.testBacklog)
 	// Priority and fairness order tasks within a task queue partition; with
@@ -157,12 +158,27 @@ const (
 	rateTolerance = 0.2
 )
 
-func (qt queueTest) testRateLimits(t *testing.T) {
+// testRateLimits judges both limits on the package's server; with
+// onePartition it also drains the per-queue limit on a dedicated server with
+// one partition per task queue, reported beside it (not judged) to show
+// where the default queue's tail comes from.
+func (qt queueTest) testRateLimits(t *testing.T, onePartition bool) {
 	check := harness.Get(t).Check(t, "WF-06.rate-limits-measured")
-	quiet(t) // rates are measured
+	quiet(t) // rates are measured; the dedicated server starts inside, not beside another measurement
+	var one *queueTest
+	if onePartition {
+		one = queueServer(t, "a dedicated dev server with one partition per task queue", map[string]string{
+			"matching.numTaskqueueReadPartitions": "1", "matching.numTaskqueueWritePartitions": "1"})
+	}
 	o := rateLimits{tolerance: rateTolerance}
-	// The two limits are measured side by side, each on its own queue.
+	var alone rateRun
+	// The limits are measured side by side, each on its own queue.
 	t.Run("measure", func(t *testing.T) {
+		if one != nil {
+			t.Run("queue_one_partition", parallel(func(t *testing.T) {
+				alone = one.measureRate(t, "per-queue on "+one.where, worker.Options{TaskQueueActivitiesPerSecond: rateLimit})
+			}))
+		}
 		t.Run("worker", parallel(func(t *testing.T) {
 			o.worker = qt.measureRate(t, "per-worker (WorkerActivitiesPerSecond)", worker.Options{WorkerActivitiesPerSecond: rateLimit})
 		}))
@@ -170,15 +186,19 @@ func (qt queueTest) testRateLimits(t *testing.T) {
 			o.queue = qt.measureRate(t, "per-queue (TaskQueueActivitiesPerSecond)", worker.Options{TaskQueueActivitiesPerSecond: rateLimit})
 		}))
 	})
+	also := ""
+	if one != nil {
+		also = fmt.Sprintf(" Not judged, for comparison: %s", alone)
+	}
 	harness.Decide(check, ratePredicate, o, fmt.Sprintf("%s; %s. Each judged on the seconds after the first until the middle job started (every partition still held work): "+
 		"the 95%% interval of the rate must lie within ±%.0f%% of the limit, [%.0f, %.0f]/s (the catalog's tolerance); the first second may hold one second of burst on top of one of rate (the server's limiter keeps 1 s of tokens), at most %.0f; "+
-		"the run after the first second at most %.0f/s",
-		o.worker, o.queue, 100*rateTolerance, rateLimit*(1-rateTolerance), rateLimit*(1+rateTolerance), 2*rateLimit*(1+rateTolerance), rateLimit*(1+rateTolerance)),
+		"the run after the first second at most %.0f/s.%s",
+		o.worker, o.queue, 100*rateTolerance, rateLimit*(1-rateTolerance), rateLimit*(1+rateTolerance), 2*rateLimit*(1+rateTolerance), rateLimit*(1+rateTolerance), also),
 		map[string]float64{"limit_per_s": rateLimit, "jobs": rateJobs,
 			"worker_rate_per_s": o.worker.rate, "worker_rate_lo": o.worker.lo, "worker_rate_hi": o.worker.hi,
 			"queue_rate_per_s": o.queue.rate, "queue_rate_lo": o.queue.lo, "queue_rate_hi": o.queue.hi,
 			"worker_after_burst_per_s": o.worker.afterBurst, "queue_after_burst_per_s": o.queue.afterBurst,
-			"worker_tail_per_s": o.worker.tail, "queue_tail_per_s": o.queue.tail,
+			"worker_tail_per_s": o.worker.tail, "queue_tail_per_s": o.queue.tail, "queue_one_partition_tail_per_s": alone.tail,
 			"worker_first_second": float64(first(o.worker.perSecond)), "queue_first_second": float64(first(o.queue.perSecond))})
 }
 
@@ -276,9 +296,15 @@ func (qt queueTest) measureRate(t *testing.T, what string, o worker.Options) rat
 			e := resp.GetEffectiveRateLimit()
 			r.effective = fmt.Sprintf("an effective limit of %.1f/s (source %s)", e.GetRequestsPerSecond(), e.GetRateLimitSource())
 		}
-		// matching.numTaskqueueReadPartitions, the server's default (4).
-		const readPartitions = 4
-		r.partitionRate = rateLimit / readPartitions
+		// matching.numTaskqueueReadPartitions: the server's default, 4,
+		// unless a dedicated server was given another.
+		partitions := 4
+		if v, ok := qt.dc["matching.numTaskqueueReadPartitions"]; ok {
+			partitions, _ = strconv.Atoi(v)
+		}
+		if partitions > 1 {
+			r.partitionRate = rateLimit / float64(partitions)
+		}
 	}
 	return r
 }
