@@ -74,8 +74,8 @@ func (st stepsTest) testActivityStep(t *testing.T) {
 	if len(sched) == 1 {
 		_ = converter.GetDefaultDataConverter().FromPayloads(sched[0].GetActivityTaskScheduledEventAttributes().GetInput(), &recorded)
 	}
-	ok := err == nil && q == st.wantQuote(in, false) && len(sched) == 1 && recorded == in
-	check.Result(ok, fmt.Sprintf("activity %q with input %+v returned %+v (error: %v); history: %d ActivityTaskScheduled, its input decodes to %+v",
+	o := stepCall{err: err, sent: in, got: q, want: st.wantQuote(in, false), scheduled: len(sched), recorded: recorded}
+	harness.Decide(check, activityStepPredicate, o, fmt.Sprintf("activity %q with input %+v returned %+v (error: %v); history: %d ActivityTaskScheduled, its input decodes to %+v",
 		activityType(sched), in, q, err, len(sched), recorded), nil)
 }
 
@@ -102,8 +102,8 @@ func (st stepsTest) testLocalActivity(t *testing.T) {
 		name = m.GetMarkerName()
 		_ = converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["result"], &recorded)
 	}
-	ok := err == nil && q == st.wantQuote(in, true) && name == "LocalActivity" && recorded == q && scheduled == 0
-	check.Result(ok, fmt.Sprintf("local activity returned %+v (error: %v), ran on worker/queue %q; history: %d marker(s), name %q, recorded result %+v; %d ActivityTaskScheduled events",
+	o := localCall{err: err, got: q, want: st.wantQuote(in, true), markers: len(markers), markerName: name, recorded: recorded, scheduled: scheduled}
+	harness.Decide(check, localActivityPredicate, o, fmt.Sprintf("local activity returned %+v (error: %v), ran on worker/queue %q; history: %d marker(s), name %q, recorded result %+v; %d ActivityTaskScheduled events",
 		q, err, q.Where, len(markers), name, recorded, scheduled), nil)
 }
 
@@ -132,8 +132,8 @@ func (st stepsTest) testAsyncInvocation(t *testing.T) {
 	for i, o := range orders {
 		want[i] = st.wantQuote(o, false)
 	}
-	ok := err == nil && slices.Equal(quotes, want) && len(sched) == 4 && len(tasks) == 1 && scheduledAfterSync && overlap > 0
-	check.Result(ok, fmt.Sprintf("1 synchronous step then 3 futures awaited afterwards: results correct %v (error: %v); the sync step completed (event %d) before the futures were scheduled: %v; "+
+	o := asyncCall{err: err, resultsOK: slices.Equal(quotes, want), scheduled: len(sched), tasks: len(tasks), afterSync: scheduledAfterSync, overlapped: overlap}
+	harness.Decide(check, asyncInvocationPredicate, o, fmt.Sprintf("1 synchronous step then 3 futures awaited afterwards: results correct %v (error: %v); the sync step completed (event %d) before the futures were scheduled: %v; "+
 		"the 3 futures were scheduled by %d workflow task(s); their 300ms executions overlapped for %s",
 		slices.Equal(quotes, want), err, syncDone, scheduledAfterSync, len(tasks), ms(overlap)),
 		map[string]float64{"overlap_ms": float64(overlap.Milliseconds())})
@@ -175,8 +175,7 @@ func (st stepsTest) testAsyncCompletion(t *testing.T) {
 	err := run.Get(ctx, &q)
 	events := mustHistory(ctx, t, st.c, run.GetID(), "")
 	completed := harness.EventsOf(events, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
-	ok := cerr == nil && err == nil && q == sent && len(completed) == 1
-	check.Result(ok, fmt.Sprintf("activity returned ErrResultPending; %s later the test called CompleteActivity with its %d-byte task token (error: %v); workflow received %+v (error: %v); ActivityTaskCompleted events: %d",
+	harness.Decide(check, asyncCompletionPredicate, asyncCompletion{completeErr: cerr, err: err, sent: sent, got: q, completed: len(completed)}, fmt.Sprintf("activity returned ErrResultPending; %s later the test called CompleteActivity with its %d-byte task token (error: %v); workflow received %+v (error: %v); ActivityTaskCompleted events: %d",
 		ms(time.Since(pendingAt)), len(token), cerr, q, err, len(completed)), nil)
 }
 
@@ -186,8 +185,11 @@ func (st stepsTest) testPerStepOptions(t *testing.T) {
 	tqB := harness.TaskQueue(t)
 	b := &Steps{Name: "B", Probe: &Probe{}}
 	newWorker(t, st.c, tqB, worker.Options{}, func(r worker.Registry) { r.RegisterActivity(b) })
+	// Step B's work takes 2 s, 4× its 500 ms timeout: a timeout that fires
+	// only after the work would have ended cannot be told from none.
+	const slowB = 2 * time.Second
 	var r PerStepReport
-	id, err := st.run(ctx, t, client.StartWorkflowOptions{}, &r, PerStepWorkflow, PerStepInput{QueueA: st.tq, QueueB: tqB, SlowB: 2 * time.Second})
+	id, err := st.run(ctx, t, client.StartWorkflowOptions{}, &r, PerStepWorkflow, PerStepInput{QueueA: st.tq, QueueB: tqB, SlowB: slowB})
 	if err != nil {
 		t.Fatalf("per-step workflow: %v", err)
 	}
@@ -208,16 +210,17 @@ func (st stepsTest) testPerStepOptions(t *testing.T) {
 		startedID := to[0].GetActivityTaskTimedOutEventAttributes().GetStartedEventId()
 		bTook = to[0].GetEventTime().AsTime().Sub(byID(events)[startedID].GetEventTime().AsTime())
 	}
-	aAttempts := attemptsOf(st.steps.Probe.Runs(), "A")
-	bAttempts := attemptsOf(b.Probe.Runs(), "B")
-	ok := r.AErr == "" && r.A.Attempt == 3 && r.A.Where == fmt.Sprintf("main/%s/local=false", st.tq) && slices.Equal(aAttempts, []int32{1, 2, 3}) &&
-		r.BTimeout == enumspb.TIMEOUT_TYPE_START_TO_CLOSE.String() && slices.Equal(bAttempts, []int32{1}) &&
-		bTook >= perStepB.StartToCloseTimeout && bTook < perStepB.StartToCloseTimeout+2*time.Second &&
-		recorded[0] == fmt.Sprintf("queue=A start-to-close=%s max-attempts=3", perStepA.StartToCloseTimeout) &&
-		recorded[1] == fmt.Sprintf("queue=B start-to-close=%s max-attempts=1", perStepB.StartToCloseTimeout)
-	check.Result(ok, fmt.Sprintf("history records step A {%s} and step B {%s}; step A ran on %s, attempts %v, result attempt %d (error %q); "+
-		"step B ran on worker B, attempts %v, failed with timeout %s %s after it started (configured %s; the step would have worked 2s)",
-		recorded[0], recorded[1], r.A.Where, aAttempts, r.A.Attempt, r.AErr, bAttempts, r.BTimeout, ms(bTook), perStepB.StartToCloseTimeout),
+	o := perStep{
+		recorded: [2]string(recorded), wantRecorded: [2]string{
+			fmt.Sprintf("queue=A start-to-close=%s max-attempts=3", perStepA.StartToCloseTimeout),
+			fmt.Sprintf("queue=B start-to-close=%s max-attempts=1", perStepB.StartToCloseTimeout)},
+		aWhere: r.A.Where, wantAWhere: fmt.Sprintf("main/%s/local=false", st.tq),
+		aAttempts: attemptsOf(st.steps.Probe.Runs(), "A"), bAttempts: attemptsOf(b.Probe.Runs(), "B"),
+		aResultAttempt: r.A.Attempt, aErr: r.AErr, bTimeout: r.BTimeout, bTook: bTook, bConfigured: perStepB.StartToCloseTimeout, bWork: slowB,
+	}
+	harness.Decide(check, perStepOptionsPredicate, o, fmt.Sprintf("history records step A {%s} and step B {%s}; step A ran on %s, attempts %v, result attempt %d (error %q); "+
+		"step B ran on worker B, attempts %v, failed with timeout %q %s after it started: bound [%s configured, %s when its work would have finished), margin %s",
+		recorded[0], recorded[1], r.A.Where, o.aAttempts, r.A.Attempt, r.AErr, o.bAttempts, r.BTimeout, ms(bTook), perStepB.StartToCloseTimeout, slowB, ms(slowB-bTook)),
 		map[string]float64{"step_b_timeout_ms": float64(bTook.Milliseconds())})
 }
 
@@ -255,14 +258,12 @@ func (st stepsTest) testLongLocalActivity(t *testing.T) {
 			runs = append(runs, r)
 		}
 	}
-	// Backoff between attempts as the activity saw it start.
-	var gaps []time.Duration
-	backoffOK := len(runs) == 3
+	// Backoff between attempts as the activity saw it start, against the
+	// retry policy's intervals.
+	var gaps, wantGaps []time.Duration
 	for i := 1; i < len(runs); i++ {
-		gap := runs[i].Start.Sub(runs[i-1].Start)
-		want := time.Duration(float64(localInitialInterval) * math.Pow(localBackoff, float64(i-1)))
-		gaps = append(gaps, gap.Round(time.Millisecond))
-		backoffOK = backoffOK && gap >= want*9/10 && gap < want+time.Second
+		gaps = append(gaps, runs[i].Start.Sub(runs[i-1].Start).Round(time.Millisecond))
+		wantGaps = append(wantGaps, time.Duration(float64(localInitialInterval)*math.Pow(localBackoff, float64(i-1))))
 	}
 	var marker localMarker
 	if m := harness.EventsOf(events, enumspb.EVENT_TYPE_MARKER_RECORDED); len(m) == 1 {
@@ -275,10 +276,12 @@ func (st stepsTest) testLongLocalActivity(t *testing.T) {
 	if len(runs) > 0 {
 		lastTook = runs[len(runs)-1].End.Sub(runs[len(runs)-1].Start)
 	}
-	ok := err == nil && q.Attempt == 3 && backoffOK && marker.Attempt == 3 && taskTimeouts == 0 && taskFailures == 0 && lastTook > taskTimeout
-	check.Result(ok, fmt.Sprintf("local activity with retry policy (initial %s, coefficient %.0f): attempts %d, gaps between attempt starts %v; the last attempt worked %s against a %s workflow task timeout; "+
-		"result %+v (error: %v); marker records attempt %d; history: %d workflow tasks completed (the SDK extended the task), %d timed out, %d failed",
-		localInitialInterval, localBackoff, len(runs), gaps, ms(lastTook), taskTimeout, q, err, marker.Attempt, tasks, taskTimeouts, taskFailures),
+	o := longLocal{err: err, attempts: len(runs), resultAttempt: q.Attempt, markerAttempt: marker.Attempt, gaps: gaps, wantGaps: wantGaps,
+		coefficient: localBackoff, lastTook: lastTook, taskTimeout: taskTimeout, tasks: tasks, taskTimeouts: taskTimeouts, taskFail: taskFailures}
+	harness.Decide(check, longLocalPredicate, o, fmt.Sprintf("local activity with retry policy (initial %s, coefficient %.0f): attempts %d, gaps between attempt starts %v against intervals %v "+
+		"(bound: at least 90%% of the interval, under interval × %.0f, the next one in the sequence); the last attempt worked %s against a %s workflow task timeout; "+
+		"result %+v (error: %v); marker records attempt %d; history: %d workflow tasks completed (more than 1: the SDK extended the task), %d timed out, %d failed",
+		localInitialInterval, localBackoff, len(runs), gaps, wantGaps, localBackoff, ms(lastTook), taskTimeout, q, err, marker.Attempt, tasks, taskTimeouts, taskFailures),
 		map[string]float64{"local_activity_ms": float64(lastTook.Milliseconds()), "workflow_tasks": float64(tasks)})
 }
 
@@ -295,5 +298,5 @@ func (st stepsTest) testDynamicActivity(t *testing.T) {
 	var got string
 	_, err := st.run(ctx, t, client.StartWorkflowOptions{}, &got, DynamicCallWorkflow, typ, "ledger", 7)
 	want := fmt.Sprintf("%s(%q, %d)", typ, "ledger", 7)
-	check.Result(err == nil && got == want, fmt.Sprintf("workflow called unregistered activity type %q with (\"ledger\", 7); the dynamic activity answered %q (error: %v)", typ, got, err), nil)
+	harness.Decide(check, dynamicActivityPredicate, dynamicCall{err: err, got: got, want: want}, fmt.Sprintf("workflow called unregistered activity type %q with (\"ledger\", 7); the dynamic activity answered %q (error: %v)", typ, got, err), nil)
 }

@@ -2,18 +2,14 @@ package wf
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/durabench/durabench/harness"
@@ -60,8 +56,8 @@ func (ct childTest) testResult(t *testing.T) {
 	var res ParentResult
 	err := run.Get(ctx, &res)
 	completed := len(harness.EventsOf(mustHistory(ctx, t, ct.c, run.GetID(), ""), enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED))
-	ok := err == nil && slices.Equal(res.Values, []int{2, 4, 6}) && completed == 3
-	check.Result(ok, fmt.Sprintf("parent started 3 children with N=1,2,3 and received %v (error: %v); parent history: %d ChildWorkflowExecutionCompleted", res.Values, err, completed), nil)
+	o := childResults{err: err, values: res.Values, want: []int{2, 4, 6}, completed: completed}
+	harness.Decide(check, childResultPredicate, o, fmt.Sprintf("parent started 3 children with N=1,2,3 and received %v (error: %v); parent history: %d ChildWorkflowExecutionCompleted", res.Values, err, completed), nil)
 }
 
 func (ct childTest) testFailure(t *testing.T) {
@@ -71,8 +67,12 @@ func (ct childTest) testFailure(t *testing.T) {
 	var res ParentResult
 	err := run.Get(ctx, &res)
 	want := fmt.Sprintf("ChildWorkflowExecutionError caused by ApplicationError type=%s message=%q", childErrType, "child refuses 5")
-	ok := err == nil && len(res.Errors) == 2 && res.Errors[1] == want && res.Errors[0] == "" && res.Values[0] == 2
-	check.Result(ok, fmt.Sprintf("the failing child surfaced in the parent as %q; the other child returned %d (error: %v)", strings.Join(res.Errors[1:], ""), res.Values[0], err), nil)
+	o := childFailure{err: err, errs: res.Errors, want: want}
+	if len(res.Values) > 0 {
+		o.otherValue = res.Values[0]
+	}
+	harness.Decide(check, childFailurePredicate, o, fmt.Sprintf("the failing child surfaced in the parent as %q; the other child returned %d (error: %v)",
+		strings.Join(res.Errors[min(1, len(res.Errors)):], ""), o.otherValue, err), nil)
 }
 
 func (ct childTest) testCancelPropagates(t *testing.T) {
@@ -90,31 +90,16 @@ func (ct childTest) testCancelPropagates(t *testing.T) {
 		t.Fatalf("cancel parent: %v", err)
 	}
 	perr := run.Get(ctx, nil)
-	var cancelled *temporal.CanceledError
 	child := ChildID(run.GetID(), 0)
 	o := ct.observeChild(ctx, t, child, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)
-	ok := errors.As(perr, &cancelled) && o.cancelledWithCleanup()
-	check.Result(ok, fmt.Sprintf("parent cancelled while its child waited on a one-hour timer: parent ended with %v; child: %s", perr, o), nil)
-}
-
-// childObservation is what a child went through, seen from its own history.
-type childObservation struct {
-	status          enumspb.WorkflowExecutionStatus
-	cancelRequested bool
-	cleanups        int // Cleanup activities completed in the child's history
-	probeCleanups   int // Cleanup executions the worker saw
-	closeEvent      *historypb.HistoryEvent
-}
-
-func (o childObservation) cancelledWithCleanup() bool {
-	return o.status == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED && o.cancelRequested && o.cleanups == 1 && o.probeCleanups == 1
+	harness.Decide(check, cancelPropagatesPredicate, cancelPropagation{parentErr: perr, child: o}, fmt.Sprintf("parent cancelled while its child waited on a one-hour timer: parent ended with %v; child: %s", perr, o), nil)
 }
 
 func (o childObservation) String() string {
 	s := fmt.Sprintf("status %s, cancel requested in its history: %v, cleanup activities completed: %d (executions seen by the worker: %d)",
 		o.status, o.cancelRequested, o.cleanups, o.probeCleanups)
-	if a := o.closeEvent.GetWorkflowExecutionTerminatedEventAttributes(); a != nil {
-		s += fmt.Sprintf(", terminated with reason %q", a.GetReason())
+	if o.closeType == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED {
+		s += fmt.Sprintf(", terminated with reason %q", o.terminateReason)
 	}
 	return s
 }
@@ -127,25 +112,15 @@ func (ct childTest) observeChild(ctx context.Context, t *testing.T, child string
 	events := mustHistory(ctx, t, ct.c, child, "")
 	o.cancelRequested = len(harness.EventsOf(events, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)) > 0
 	o.cleanups = len(harness.EventsOf(events, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED))
-	o.closeEvent = events[len(events)-1]
+	last := events[len(events)-1]
+	o.closeType = last.GetEventType()
+	o.terminateReason = last.GetWorkflowExecutionTerminatedEventAttributes().GetReason()
 	for _, r := range ct.probe.Runs() {
 		if r.Tag == child {
 			o.probeCleanups++
 		}
 	}
 	return o
-}
-
-// policyRun is what the three children of one parent went through when the
-// parent closed in one way.
-type policyRun struct {
-	how          string // how the parent closed
-	abandonMid   enumspb.WorkflowExecutionStatus
-	abandonFinal enumspb.WorkflowExecutionStatus
-	abandonValue int
-	abandonErr   error
-	terminated   childObservation
-	cancelled    childObservation
 }
 
 func (ct childTest) testParentClosePolicies(t *testing.T) {
@@ -155,20 +130,16 @@ func (ct childTest) testParentClosePolicies(t *testing.T) {
 	cancel := env.Check(t, "WF-02.parent-close-request-cancel")
 	ctx := harness.Context(t, 2*time.Minute)
 	runs := []policyRun{ct.closeParent(ctx, t, closeReturn), ct.closeParent(ctx, t, closeBlock)}
-	var aOK, tOK, cOK = true, true, true
 	var aD, tD, cD []string
 	for _, r := range runs {
-		aOK = aOK && r.abandonMid == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && r.abandonFinal == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && r.abandonErr == nil && r.abandonValue == 20
 		aD = append(aD, fmt.Sprintf("parent %s: child still %s after its siblings were acted on, then on a signal it finished %s with %d (error: %v)",
 			r.how, r.abandonMid, r.abandonFinal, r.abandonValue, r.abandonErr))
-		tOK = tOK && r.terminated.status == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED && r.terminated.closeEvent.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
 		tD = append(tD, fmt.Sprintf("parent %s: child %s", r.how, r.terminated))
-		cOK = cOK && r.cancelled.cancelledWithCleanup()
 		cD = append(cD, fmt.Sprintf("parent %s: child %s", r.how, r.cancelled))
 	}
-	abandon.Result(aOK, strings.Join(aD, "; "), nil)
-	terminate.Result(tOK, strings.Join(tD, "; "), nil)
-	cancel.Result(cOK, strings.Join(cD, "; "), nil)
+	harness.Decide(abandon, abandonPredicate, runs, strings.Join(aD, "; "), nil)
+	harness.Decide(terminate, terminatePredicate, runs, strings.Join(tD, "; "), nil)
+	harness.Decide(cancel, requestCancelPredicate, runs, strings.Join(cD, "; "), nil)
 }
 
 // closeParent starts a parent with three holding children (Abandon,
@@ -241,9 +212,10 @@ func (ct childTest) testManyChildren(t *testing.T) {
 	initiated := len(harness.EventsOf(events, enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED))
 	startFailed := len(harness.EventsOf(events, enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED))
 	completed := len(harness.EventsOf(events, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED))
-	ok := err == nil && len(res.Values) == n && wrong == 0 && initiated == n && len(started) == n && len(ids) == n && startFailed == 0 && completed == n
-	check.Result(ok, fmt.Sprintf("parent started %d children in batches of %d in %.1fs (error: %v): %d results, %d wrong or missing; history: %d initiated, %d started (%d distinct ids), %d start failures, %d completed",
-		n, batch, took.Seconds(), err, len(res.Values), wrong, initiated, len(started), len(ids), startFailed, completed),
+	o := manyChildren{n: n, err: err, results: len(res.Values), wrong: wrong + max(n-len(res.Values), 0), initiated: initiated, started: len(started),
+		distinct: len(ids), startFailed: startFailed, completed: completed}
+	harness.Decide(check, manyChildrenPredicate, o, fmt.Sprintf("parent started %d children in batches of %d in %.1fs (error: %v): %d results, %d wrong or missing; history: %d initiated, %d started (%d distinct ids), %d start failures, %d completed",
+		n, batch, took.Seconds(), err, len(res.Values), o.wrong, initiated, len(started), len(ids), startFailed, completed),
 		map[string]float64{"children": n, "duration_s": took.Seconds(), "children_per_s": n / took.Seconds()})
 }
 
@@ -293,17 +265,14 @@ func testChildrenSurviveRestart(t *testing.T) {
 		t.Fatal(lerr)
 	}
 	starts := ledger.Starts(entries)
+	o := childrenRestart{err: err, values: res.Values, want: []int{2, 4, 6}}
 	var execs []string
-	rerun := false // a step 1 completed before the kills ran again
 	for i := range n {
-		for step := 1; step <= 2; step++ {
-			k := starts[ledger.StepKey{Key: ChildID(run.GetID(), i), Step: step}]
-			execs = append(execs, fmt.Sprintf("child %d step %d: %d", i, step, k))
-			rerun = rerun || (step == 1 && k != 1)
-		}
+		s1, s2 := starts[ledger.StepKey{Key: ChildID(run.GetID(), i), Step: 1}], starts[ledger.StepKey{Key: ChildID(run.GetID(), i), Step: 2}]
+		o.step1, o.step2 = append(o.step1, s1), append(o.step2, s2)
+		execs = append(execs, fmt.Sprintf("child %d step 1: %d, step 2: %d", i, s1, s2))
 	}
-	ok := err == nil && slices.Equal(res.Values, []int{2, 4, 6}) && !rerun
-	check.Result(ok, fmt.Sprintf("%d children asleep between their steps (step 1 recorded completed); worker pid %d and the server SIGKILLed, server restarted on the same SQLite file, worker pid %d started; "+
+	harness.Decide(check, childrenRestartPredicate, o, fmt.Sprintf("%d children asleep between their steps (step 1 recorded completed); worker pid %d and the server SIGKILLed, server restarted on the same SQLite file, worker pid %d started; "+
 		"parent received %v %.1fs after the kills (error: %v); ledger executions: %s",
 		n, first.PID(), second.PID(), res.Values, time.Since(killedAt).Seconds(), err, strings.Join(execs, ", ")),
 		map[string]float64{"recovery_s": time.Since(killedAt).Seconds()})

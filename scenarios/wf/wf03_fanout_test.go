@@ -3,7 +3,6 @@ package wf
 import (
 	"context"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -83,8 +82,8 @@ func (ft fanTest) testParallel(t *testing.T) {
 	id, took, err := ft.run(ctx, t, &res, FanOutWorkflow, brs)
 	runs := ft.runsOf(id)
 	overlap := overlapped(runs, id+"/")
-	ok := err == nil && maps.Equal(res.Values, want) && len(runs) == n && overlap > 0
-	check.Result(ok, fmt.Sprintf("%d branches of %s each: all %d executions were running at once for %s; results fanned in %v (error: %v); workflow took %s against %s run one after another",
+	o := parallelRun{err: err, values: res.Values, want: want, n: n, runs: len(runs), overlap: overlap}
+	harness.Decide(check, parallelPredicate, o, fmt.Sprintf("%d branches of %s each: all %d executions were running at once for %s; results fanned in %v (error: %v); workflow took %s against %s run one after another",
 		n, d, len(runs), ms(overlap), res.Values, err, ms(took), n*d),
 		map[string]float64{"overlap_ms": float64(overlap.Milliseconds()), "workflow_ms": float64(took.Milliseconds())})
 }
@@ -97,8 +96,8 @@ func (ft fanTest) testSelectorOrder(t *testing.T) {
 	var res FanIn
 	id, _, err := ft.run(ctx, t, &res, FanOutWorkflow, brs)
 	batches := completionBatches(mustHistory(ctx, t, ft.c, id, ""))
-	ok := err == nil && len(res.Order) == len(brs) && consistentOrder(res.Order, batches)
-	check.Result(ok, fmt.Sprintf("branches added in order [1 2 3 4] with durations 1000/100/700/400ms; the selector delivered %v; history completion order, grouped by the workflow task that saw them, %v (error: %v)",
+	o := selectorRun{err: err, added: []int{1, 2, 3, 4}, order: res.Order, batches: batches}
+	harness.Decide(check, selectorOrderPredicate, o, fmt.Sprintf("branches added in order [1 2 3 4] with durations 1000/100/700/400ms; the selector delivered %v; history completion order, grouped by the workflow task that saw them, %v (error: %v)",
 		res.Order, batches, err), nil)
 }
 
@@ -130,31 +129,14 @@ func completionBatches(events []*historypb.HistoryEvent) [][]int {
 	return out
 }
 
-// consistentOrder reports whether order lists every id of batches, each
-// batch before the next (within one batch all were ready together).
-func consistentOrder(order []int, batches [][]int) bool {
-	i := 0
-	for _, b := range batches {
-		if i+len(b) > len(order) {
-			return false
-		}
-		got := slices.Sorted(slices.Values(order[i : i+len(b)]))
-		if !slices.Equal(got, slices.Sorted(slices.Values(b))) {
-			return false
-		}
-		i += len(b)
-	}
-	return i == len(order)
-}
-
 func (ft fanTest) testPartialFailure(t *testing.T) {
 	check := harness.Get(t).Check(t, "WF-03.partial-failure")
 	ctx := harness.Context(t, time.Minute)
 	brs := []Branch{{ID: 1, Duration: 200 * time.Millisecond}, {ID: 2, Duration: 300 * time.Millisecond}, {ID: 3, Fail: true}, {ID: 4, Duration: 400 * time.Millisecond}}
 	var res FanIn
 	_, _, err := ft.run(ctx, t, &res, FanOutWorkflow, brs)
-	ok := err == nil && maps.Equal(res.Values, map[int]int{1: 100, 2: 200, 4: 400}) && maps.Equal(res.Failed, map[int]string{3: branchErrType})
-	check.Result(ok, fmt.Sprintf("branch 3 of 4 fails; the workflow kept results %v and knows the failed branches %v (error: %v)", res.Values, res.Failed, err), nil)
+	o := partialRun{err: err, values: res.Values, wantValues: map[int]int{1: 100, 2: 200, 4: 400}, failed: res.Failed, wantFailed: map[int]string{3: branchErrType}}
+	harness.Decide(check, partialFailurePredicate, o, fmt.Sprintf("branch 3 of 4 fails; the workflow kept results %v and knows the failed branches %v (error: %v)", res.Values, res.Failed, err), nil)
 }
 
 // quorumCase is one run of QuorumWorkflow with what it must come to.
@@ -190,31 +172,40 @@ func (ft fanTest) testKOfN(t *testing.T) {
 			path: pathDeadline, succeeded: []int{0, 1}, failed: []int{2}, losers: []int{3, 4}, minProceedAft: 2 * time.Second,
 		},
 	}
-	kOK, lOK := true, true
+	var runs []quorumRun
 	var kD, lD []string
 	for _, tc := range cases {
 		var res QuorumResult
 		id, _, err := ft.run(ctx, t, &res, QuorumWorkflow, tc.in)
 		sort.Ints(res.Succeeded)
-		// The quorum path must not wait for the deadline; the deadline path
-		// proceeds at it, not before.
-		limit := tc.in.Deadline
+		// The quorum path proceeds at the third success and must not wait
+		// for the deadline (the alternative it rules out); the deadline path
+		// proceeds at the deadline, not before, and within quorumSlack of it
+		// (well short of the 20 s late branches it must not wait for).
+		latest := tc.in.Deadline
 		if tc.path == pathDeadline {
-			limit += 2 * time.Second
+			latest += quorumSlack
 		}
-		kOK = kOK && err == nil && res.Path == tc.path && slices.Equal(res.Succeeded, tc.succeeded) && slices.Equal(res.Failed, tc.failed) &&
-			res.ProceededAfter >= tc.minProceedAft && res.ProceededAfter < limit
-		kD = append(kD, fmt.Sprintf("%s (need 3 of 5, deadline %s): took the %s path %s after start with successes %v, failed %v (error: %v)",
-			tc.name, tc.in.Deadline, res.Path, ms(res.ProceededAfter), res.Succeeded, res.Failed, err))
-		saw := ft.sawCancellation(id, tc.losers)
-		canceledEvents := len(harness.EventsOf(mustHistory(ctx, t, ft.c, id, ""), enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED))
-		lOK = lOK && slices.Equal(res.Cancelled, tc.losers) && slices.Equal(saw, tc.losers) && canceledEvents == len(tc.losers) && len(res.FinishedLate) == 0
+		r := quorumRun{name: tc.name, err: err, path: res.Path, wantPath: tc.path, succeeded: res.Succeeded, wantSucceeded: tc.succeeded,
+			failed: res.Failed, wantFailed: tc.failed, proceeded: res.ProceededAfter, earliest: tc.minProceedAft, latest: latest,
+			losers: tc.losers, cancelled: res.Cancelled, saw: ft.sawCancellation(id, tc.losers), late: res.FinishedLate,
+			canceledEvents: len(harness.EventsOf(mustHistory(ctx, t, ft.c, id, ""), enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED))}
+		runs = append(runs, r)
+		kD = append(kD, fmt.Sprintf("%s (need 3 of 5, deadline %s): took the %s path %s after start (bound [%s, %s)) with successes %v, failed %v (error: %v)",
+			tc.name, tc.in.Deadline, res.Path, ms(res.ProceededAfter), ms(r.earliest), ms(r.latest), res.Succeeded, res.Failed, err))
 		lD = append(lD, fmt.Sprintf("%s: branches still running %v were cancelled (workflow saw CanceledError for %v, finished anyway %v); the activities observed the cancellation: %v; ActivityTaskCanceled events: %d",
-			tc.name, tc.losers, res.Cancelled, res.FinishedLate, saw, canceledEvents))
+			tc.name, tc.losers, res.Cancelled, res.FinishedLate, r.saw, r.canceledEvents))
 	}
-	kOfN.Result(kOK, strings.Join(kD, "; "), nil)
-	losers.Result(lOK, strings.Join(lD, "; "), nil)
+	harness.Decide(kOfN, kOfNPredicate, runs, strings.Join(kD, "; "), nil)
+	harness.Decide(losers, cancelLosersPredicate, runs, strings.Join(lD, "; "), nil)
 }
+
+// quorumSlack is how late the deadline path may proceed after its deadline:
+// the deadline is a server timer, and timers sharing a workflow fired up to
+// about 1 s late on this server (950-1023 ms, WF-05.timer-accuracy's
+// report); twice that, a tenth of the 20 s a wait for the late branches
+// would take. Observed: 12-102 ms past the deadline.
+const quorumSlack = 2 * time.Second
 
 // sawCancellation lists which of ids' activities observed a cancellation.
 func (ft fanTest) sawCancellation(wfID string, ids []int) []int {
@@ -239,8 +230,8 @@ func (ft fanTest) testBounded(t *testing.T) {
 	id, took, err := ft.run(ctx, t, &res, BoundedWorkflow, in)
 	runs := ft.runsOf(id)
 	observed := maxConcurrent(runs)
-	ok := err == nil && res.Done == in.N && len(runs) == in.N && observed == in.K && res.MaxInFlight == in.K
-	check.Result(ok, fmt.Sprintf("%d branches of %s behind a workflow semaphore of %d: %d succeeded in %.1fs with %d executions (error: %v); the most executions running at once was %d (the workflow counted %d in flight at most)",
+	o := boundedRun{err: err, n: in.N, k: in.K, done: res.Done, runs: len(runs), observed: observed, counted: res.MaxInFlight}
+	harness.Decide(check, boundedPredicate, o, fmt.Sprintf("%d branches of %s behind a workflow semaphore of %d: %d succeeded in %.1fs with %d executions (error: %v); the most executions running at once was %d (the workflow counted %d in flight at most)",
 		in.N, in.Duration, in.K, res.Done, took.Seconds(), len(runs), err, observed, res.MaxInFlight),
 		map[string]float64{"max_in_flight": float64(observed), "limit": float64(in.K), "duration_s": took.Seconds()})
 }
@@ -318,8 +309,8 @@ func testFanOutSurvivesCrash(t *testing.T) {
 			again = append(again, id)
 		}
 	}
-	ok := err == nil && maps.Equal(res.Values, want) && len(again) == 0
-	check.Result(ok, fmt.Sprintf("worker pid %d SIGKILLed with %d of %d branches completed; worker pid %d finished the fan-out %.1fs after the kill: results %v (error: %v); completed branches run again: %v; ledger executions per branch %v",
+	o := fanOutCrash{err: err, values: res.Values, want: want, n: n, doneAtKill: len(done), again: again}
+	harness.Decide(check, fanOutCrashPredicate, o, fmt.Sprintf("worker pid %d SIGKILLed with %d of %d branches completed; worker pid %d finished the fan-out %.1fs after the kill: results %v (error: %v); completed branches run again: %v; ledger executions per branch %v",
 		first.PID(), len(done), n, second.PID(), time.Since(killedAt).Seconds(), res.Values, err, again, execs),
 		map[string]float64{"completed_before_kill": float64(len(done))})
 }

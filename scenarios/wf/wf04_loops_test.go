@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/durabench/durabench/harness"
+	"github.com/durabench/durabench/harness/predicate"
 )
 
 // TestWF04 measures control flow: branching on results, a polling loop with
@@ -31,10 +32,10 @@ func TestWF04(t *testing.T) {
 	lt := loopTest{c: c, tq: tq}
 	t.Run("branch_on_result", lt.testBranch)
 	t.Run("poll_loop", lt.testPollLoop)
-	t.Run("continue_as_new", func(t *testing.T) { lt.testCounter(t, "WF-04.continue-as-new", 60, 20) })
+	t.Run("continue_as_new", func(t *testing.T) { lt.testCounter(t, continueAsNewPredicate, 60, 20) })
 	t.Run("long_loop_bounded", func(t *testing.T) {
 		heavy(t)
-		lt.testCounter(t, "WF-04.long-loop-bounded", 10000, 1000)
+		lt.testCounter(t, longLoopPredicate, 10000, 1000)
 	})
 	t.Run("signals_across_continue_as_new", lt.testSignals)
 	t.Run("continue_as_new_suggested", lt.testSuggested)
@@ -62,7 +63,7 @@ func (lt loopTest) testBranch(t *testing.T) {
 		{500, "approved", []string{"Classify", "Approve"}},
 		{5000, "sent to review", []string{"Classify", "Review"}},
 	}
-	ok := true
+	var runs []branchRun
 	var details []string
 	for _, tc := range cases {
 		run := lt.start(ctx, t, BranchWorkflow, tc.amount)
@@ -72,10 +73,10 @@ func (lt loopTest) testBranch(t *testing.T) {
 		for _, ev := range harness.EventsOf(mustHistory(ctx, t, lt.c, run.GetID(), ""), enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
 			ran = append(ran, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName())
 		}
-		ok = ok && err == nil && out == tc.want && slices.Equal(ran, tc.ran)
+		runs = append(runs, branchRun{amount: tc.amount, err: err, out: out, want: tc.want, ran: ran, wantRan: tc.ran})
 		details = append(details, fmt.Sprintf("amount %d: result %q (error: %v), activities scheduled %v", tc.amount, out, err, ran))
 	}
-	check.Result(ok, strings.Join(details, "; "), nil)
+	harness.Decide(check, branchPredicate, runs, strings.Join(details, "; "), nil)
 }
 
 func (lt loopTest) testPollLoop(t *testing.T) {
@@ -101,20 +102,15 @@ func (lt loopTest) testPollLoop(t *testing.T) {
 			gaps = append(gaps, ev.GetEventTime().AsTime().Sub(lastTimerStart).Round(time.Millisecond))
 		}
 	}
-	want := []string{"call", "timer", "call", "timer", "call"}
-	gapsOK := len(gaps) == in.ReadyAt-1
-	for _, g := range gaps {
-		gapsOK = gapsOK && g >= in.Interval
-	}
-	ok := err == nil && calls == in.ReadyAt && slices.Equal(shape, want) && gapsOK
-	check.Result(ok, fmt.Sprintf("status became ready after %d calls (error: %v); history shape %v; timers fired %v after they started (interval %s)",
+	o := pollRun{err: err, calls: calls, readyAt: in.ReadyAt, shape: shape, want: []string{"call", "timer", "call", "timer", "call"}, gaps: gaps, interval: in.Interval}
+	harness.Decide(check, pollLoopPredicate, o, fmt.Sprintf("status became ready after %d calls (error: %v); history shape %v; timers fired %v after they started (interval %s)",
 		calls, err, shape, gaps, in.Interval), nil)
 }
 
 // testCounter runs CounterWorkflow for total iterations, continuing as new
 // every perRun, and checks the carried state and each run's history length.
-func (lt loopTest) testCounter(t *testing.T, id string, total, perRun int) {
-	check := harness.Get(t).Check(t, id)
+func (lt loopTest) testCounter(t *testing.T, p *predicate.P[counterRun], total, perRun int) {
+	check := harness.Get(t).Check(t, p.Check())
 	ctx := harness.Context(t, 2*time.Minute)
 	began := time.Now()
 	run := lt.start(ctx, t, CounterWorkflow, CounterState{Total: total, PerRun: perRun})
@@ -135,12 +131,14 @@ func (lt loopTest) testCounter(t *testing.T, id string, total, perRun int) {
 		}
 	}
 	slices.Sort(delays)
-	// A run holds its iterations' markers plus a handful of workflow events.
+	// The bound: a run holds one SideEffect marker per iteration plus its
+	// own events (started, a workflow task's three, the close: 5 observed);
+	// 10 for them. A run that did more than 10 iterations beyond perRun,
+	// or a loop that never continued as new, exceeds it.
 	bound := perRun + 10
 	longest := slices.Max(lengths)
-	wantRuns := (total + perRun - 1) / perRun
-	ok := err == nil && st.Iter == total && st.Sum == total*(total+1)/2 && st.Runs == wantRuns && len(lengths) == wantRuns && longest <= bound
-	check.Result(ok, fmt.Sprintf("loop of %d iterations continuing as new every %d: finished in %.1fs with %d iterations, sum %d (want %d), %d runs counted by the state (error: %v); "+
+	o := counterRun{err: err, total: total, perRun: perRun, iter: st.Iter, sum: st.Sum, stateRuns: st.Runs, lengths: lengths, bound: bound}
+	harness.Decide(check, p, o, fmt.Sprintf("loop of %d iterations continuing as new every %d: finished in %.1fs with %d iterations, sum %d (want %d), %d runs counted by the state (error: %v); "+
 		"the chain of runs has %d histories, the longest %d events (bound %d); each new run's first workflow task was scheduled a median %s after the run started",
 		total, perRun, took.Seconds(), st.Iter, st.Sum, total*(total+1)/2, st.Runs, err, len(lengths), longest, bound, ms(delays[len(delays)/2])),
 		map[string]float64{"runs": float64(len(lengths)), "max_history_events": float64(longest), "duration_s": took.Seconds(),
@@ -202,13 +200,9 @@ func (lt loopTest) testSignals(t *testing.T) {
 		}
 	}
 	got := slices.Sorted(slices.Values(st.Seen))
-	want := make([]int, senders*each)
-	for i := range want {
-		want[i] = i
-	}
-	ok := err == nil && slices.Equal(got, want) && st.Runs > 1 && st.Drained > 0
-	check.Result(ok, fmt.Sprintf("%d signals from %d concurrent senders to a workflow continuing as new every %d items: %d runs, %d received (each of 0..%d exactly once: %v), %d of them drained from the channel just before continue-as-new (error: %v)",
-		senders*each, senders, perRun, st.Runs, len(st.Seen), senders*each-1, slices.Equal(got, want), st.Drained, err),
+	o := drainRun{err: err, sent: senders * each, got: got, runs: st.Runs, drained: st.Drained}
+	harness.Decide(check, signalsAcrossPredicate, o, fmt.Sprintf("%d signals from %d concurrent senders to a workflow continuing as new every %d items: %d runs, %d received (each of 0..%d exactly once: %v), %d of them drained from the channel just before continue-as-new (error: %v)",
+		senders*each, senders, perRun, st.Runs, len(st.Seen), senders*each-1, slices.Equal(got, upTo(senders*each)), st.Drained, err),
 		map[string]float64{"runs": float64(st.Runs), "drained": float64(st.Drained), "received": float64(len(st.Seen))})
 }
 
@@ -222,9 +216,16 @@ func (lt loopTest) testSuggested(t *testing.T) {
 	err := run.Get(ctx, &st)
 	first := mustHistory(ctx, t, lt.c, run.GetID(), firstRun)
 	last := first[len(first)-1].GetEventType()
-	ok := err == nil && st.Run == 1 && last == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW && st.Length > 0 && st.Size > 0
-	check.Result(ok, fmt.Sprintf("the loop had no iteration count of its own; the engine suggested continue-as-new after %d iterations, at history length %d and size %d bytes (reasons %v); the first run ended with %s after %d events (error: %v)",
-		st.Iterations, st.Length, st.Size, st.Reasons, last, len(first), err),
+	// The server's defaults (limit.historyCount.suggestContinueAsNew and
+	// limit.historySize.suggestContinueAsNew, dynamic config constants in
+	// go.temporal.io/server v1.32.0); one iteration adds 200 markers, an
+	// activity's three events and a workflow task's three.
+	const countLimit, sizeLimit, perIteration = 4096, 4 << 20, 206
+	o := suggestRun{err: err, run: st.Run, last: last, length: st.Length, size: st.Size, reasons: st.Reasons,
+		countLimit: countLimit, sizeLimit: sizeLimit, perIteration: perIteration}
+	harness.Decide(check, suggestedPredicate, o, fmt.Sprintf("the loop had no iteration count of its own; the engine suggested continue-as-new after %d iterations, at history length %d and size %d bytes (reasons %v); "+
+		"the server's thresholds are %d events or %d bytes, one iteration adds %d events, so the suggestion must come at [%d, %d) events or past %d bytes; the first run ended with %s after %d events (error: %v)",
+		st.Iterations, st.Length, st.Size, st.Reasons, countLimit, sizeLimit, perIteration, countLimit, countLimit+perIteration, sizeLimit, last, len(first), err),
 		map[string]float64{"history_length_at_suggestion": float64(st.Length), "history_bytes_at_suggestion": float64(st.Size)})
 }
 
@@ -267,8 +268,7 @@ func (lt loopTest) testHandlers(t *testing.T) {
 			order = append(order, "continued-as-new")
 		}
 	}
-	want := []string{"update-completed", "update-completed", "update-completed", "continued-as-new"}
-	ok := len(uerrs) == 0 && slices.Equal(results, []int{10, 20, 30}) && err == nil && served == n && slices.Equal(order, want)
-	check.Result(ok, fmt.Sprintf("%d updates in flight (each on a 300ms timer) when the rollover signal came: callers received %v (errors: %v); the next run reports %d served (error: %v); first run's history: %v",
+	o := handlersRun{updateErrs: len(uerrs), results: results, err: err, served: served, order: order}
+	harness.Decide(check, handlersFinishPredicate, o, fmt.Sprintf("%d updates in flight (each on a 300ms timer) when the rollover signal came: callers received %v (errors: %v); the next run reports %d served (error: %v); first run's history: %v",
 		n, results, uerrs, served, err, order), nil)
 }

@@ -36,9 +36,13 @@ func TestWF05(t *testing.T) {
 	t.Run("schedule_cron_timezone", tt.testCronTimezone)
 	t.Run("schedule_backfill", tt.testBackfill)
 	t.Run("schedule_overlap", tt.testOverlap)
+	// Timer lateness is measured before the clock group: there, two
+	// dedicated servers start and one is killed and restarted, and their
+	// start-up competes for the CPU with the timers' (p95 55 ms instead of
+	// 4-6 ms when they overlapped).
+	t.Run("timer_accuracy", tt.testTimerAccuracy)
 	// These wait on the clock, so they run side by side.
 	t.Run("clock", func(t *testing.T) {
-		t.Run("timer_accuracy", parallel(tt.testTimerAccuracy))
 		t.Run("timer_survives_restart", parallel(testTimerSurvivesRestart))
 		t.Run("schedule_interval", parallel(tt.testInterval))
 		t.Run("schedule_pause_trigger", parallel(tt.testPauseTrigger))
@@ -75,9 +79,12 @@ func testDurableSleep(t *testing.T) {
 	var r SleepReport
 	err := tenv.GetWorkflowResult(&r)
 	virtual := r.Resumed.Sub(r.Slept)
-	ok := tenv.IsWorkflowCompleted() && err == nil && virtual >= sleep && wall < time.Second
-	check.Result(ok, fmt.Sprintf("time-skipping test environment: workflow.Sleep(%s) resumed after %.1f virtual days in %s of wall time (error: %v)",
-		sleep, virtual.Hours()/24, ms(wall), err),
+	// The catalog's bound: "well under a second", so that a suite of such
+	// tests runs in seconds.
+	const wallBound = time.Second
+	o := sleepRun{completed: tenv.IsWorkflowCompleted(), err: err, sleep: sleep, virtual: virtual, wall: wall, wallBound: wallBound}
+	harness.Decide(check, durableSleepPredicate, o, fmt.Sprintf("time-skipping test environment: workflow.Sleep(%s) resumed after %.1f virtual days in %s of wall time (bound %s, the catalog's; error: %v)",
+		sleep, virtual.Hours()/24, ms(wall), wallBound, err),
 		map[string]float64{"virtual_s": virtual.Seconds(), "wall_ms": float64(wall.Milliseconds())})
 }
 
@@ -96,14 +103,14 @@ func (tt timerTest) testTimerCancel(t *testing.T) {
 	events := mustHistory(ctx, t, tt.c, run.GetID(), "")
 	cancelled := len(harness.EventsOf(events, enumspb.EVENT_TYPE_TIMER_CANCELED))
 	fired := len(harness.EventsOf(events, enumspb.EVENT_TYPE_TIMER_FIRED))
-	ok := err == nil && r.Path == "signal" && r.TimerErr == "CanceledError" && cancelled == 1 && fired == 0
-	check.Result(ok, fmt.Sprintf("one-hour timer cancelled on a signal: workflow took the %q path, the timer returned %s (error: %v); history: %d TimerCanceled, %d TimerFired",
+	o := timerCancel{err: err, path: r.Path, timerErr: r.TimerErr, cancelled: cancelled, fired: fired}
+	harness.Decide(check, timerCancelPredicate, o, fmt.Sprintf("one-hour timer cancelled on a signal: workflow took the %q path, the timer returned %s (error: %v); history: %d TimerCanceled, %d TimerFired",
 		r.Path, r.TimerErr, err, cancelled, fired), nil)
 }
 
 func (tt timerTest) testTimerAccuracy(t *testing.T) {
 	check := harness.Get(t).Check(t, "WF-05.timer-accuracy")
-	heavy(t)
+	quiet(t) // lateness is measured against a 100 ms bound
 	ctx := harness.Context(t, 2*time.Minute)
 	// Measured: 100 workflows sleeping one timer each, 1s to 2.98s. Reported
 	// alongside: 10 workflows with one sub-second timer, and one workflow
@@ -118,9 +125,9 @@ func (tt timerTest) testTimerAccuracy(t *testing.T) {
 		shortRuns = append(shortRuns, start(ctx, t, tt.c, o, SleepWorkflow, d))
 	}
 	sharedRun := start(ctx, t, tt.c, o, ManyTimersWorkflow, shared)
-	// fires summarises, over the runs' timers, how late each fired after its
-	// due time and how long after it started.
-	fires := func(runs ...client.WorkflowRun) (late, after stats.Summary) {
+	// fires lists, over the runs' timers, how late each fired after its due
+	// time and how long after it started, in seconds.
+	fires := func(runs ...client.WorkflowRun) (late, after []float64) {
 		var l, a []float64
 		for _, r := range runs {
 			if err := r.Get(ctx, nil); err != nil {
@@ -129,21 +136,36 @@ func (tt timerTest) testTimerAccuracy(t *testing.T) {
 			rl, ra := timerFires(mustHistory(ctx, t, tt.c, r.GetID(), ""))
 			l, a = append(l, rl...), append(a, ra...)
 		}
-		return stats.Summarize(l), stats.Summarize(a)
+		return l, a
 	}
-	s, _ := fires(singleRuns...)
-	sh, shAfter := fires(shortRuns...)
-	sd, _ := fires(sharedRun)
-	ok := s.N == len(single) && s.Min >= 0 && s.P95 < 1
-	check.Result(ok, fmt.Sprintf("%d real-server timers of 1s to 2.98s, one per workflow: TimerFired after the due time by p50 %s, p95 %s, p99 %s, max %s, min %s. "+
+	singleLate, _ := fires(singleRuns...)
+	shortLate, shortAfter := fires(shortRuns...)
+	sharedLate, _ := fires(sharedRun)
+	s, sh, shAfter, sd := stats.Summarize(singleLate), stats.Summarize(shortLate), stats.Summarize(shortAfter), stats.Summarize(sharedLate)
+	p95Lo, p95Hi := stats.Bootstrap(singleLate, func(r []float64) float64 { return stats.Quantile(r, 0.95) })
+	acc := timerAccuracy{n: s.N, want: len(single), min: s.Min, p95: s.P95, p95Hi: p95Hi, bound: timerLatenessBound.Seconds()}
+	harness.Decide(check, timerAccuracyPredicate, acc, fmt.Sprintf("%d real-server timers of 1s to 2.98s, one per workflow: TimerFired after the due time by p50 %s, p95 %s (95%% interval [%s, %s]), p99 %s, max %s, min %s; "+
+		"judged on the interval's upper end against %s (the master's typical step overhead band, 5-100 ms): margin %s. "+
 		"Also observed: %d sub-second timers (0.1s to 0.82s) fired %s to %s after they started (p50 %s late); "+
 		"%d timers of 1s to 2.95s held by one workflow fired p50 %s, p95 %s, max %s late",
-		s.N, secs(s.P50), secs(s.P95), secs(s.P99), secs(s.Max), secs(s.Min), sh.N, secs(shAfter.Min), secs(shAfter.Max), secs(sh.P50), sd.N, secs(sd.P50), secs(sd.P95), secs(sd.Max)),
-		merge(s.Metrics("lateness_s"), map[string]float64{
+		s.N, secs(s.P50), secs(s.P95), secs(p95Lo), secs(p95Hi), secs(s.P99), secs(s.Max), secs(s.Min), timerLatenessBound, secs(timerLatenessBound.Seconds()-p95Hi), sh.N, secs(shAfter.Min), secs(shAfter.Max), secs(sh.P50), sd.N, secs(sd.P50), secs(sd.P95), secs(sd.Max)),
+		merge(s.Metrics("lateness_s"), map[string]float64{"lateness_p95_lo_s": p95Lo, "lateness_p95_hi_s": p95Hi,
 			"subsecond_fired_after_min_s": shAfter.Min, "subsecond_lateness_p50_s": sh.P50,
 			"shared_workflow_lateness_p50_s": sd.P50, "shared_workflow_lateness_p95_s": sd.P95,
 		}))
 }
+
+// timerLatenessBound bounds the p95 lateness of WF-05.timer-accuracy's
+// single timers. Its source is the master's band for a step's overhead,
+// 5-100 ms typical (CRITERIA.md, PF-01): firing a due timer is one
+// server-side step (a timer task writes TimerFired and schedules a workflow
+// task), so it should cost no more than a step. A timer design that polls
+// for due timers every second would show a p95 near 0.95 s. Observed on
+// this 2-core host in six runs: p95 3-55 ms, the upper end of its
+// interval 4-73 ms (73 ms when two dedicated servers started beside the
+// timers, hence timer_accuracy runs before the clock group; 40-46 ms at a
+// load average of 10 from other work): margin 27-96 ms.
+const timerLatenessBound = 100 * time.Millisecond
 
 // spread returns n durations from first, step apart.
 func spread(n int, first, step time.Duration) []time.Duration {
@@ -228,12 +250,17 @@ func testTimerSurvivesRestart(t *testing.T) {
 	var r SleepReport
 	err := harness.AwaitResult(ctx, run, &r)
 	var fired time.Time
-	if f := harness.EventsOf(mustHistory(ctx, t, c, run.GetID(), ""), enumspb.EVENT_TYPE_TIMER_FIRED); len(f) == 1 {
+	f := harness.EventsOf(mustHistory(ctx, t, c, run.GetID(), ""), enumspb.EVENT_TYPE_TIMER_FIRED)
+	if len(f) > 0 {
 		fired = f[0].GetEventTime().AsTime()
 	}
-	ok := err == nil && !fired.IsZero() && !fired.Before(restartedAt)
-	check.Result(ok, fmt.Sprintf("server SIGKILLed %s before a %s timer was due and restarted %s after its due time on the same SQLite file; TimerFired recorded %s after the restart began; the workflow resumed (error: %v)",
-		ms(due.Sub(killedAt)), timer, ms(restartedAt.Sub(due)), sinceOrNever(fired, restartedAt), err),
+	o := timerRestart{err: err, fired: len(f), killedBefore: due.Sub(killedAt), restartAfter: restartedAt.Sub(due), firedAfter: fired.Sub(restartedAt), timer: timer}
+	if fired.IsZero() {
+		o.firedAfter = -1
+	}
+	harness.Decide(check, timerRestartPredicate, o, fmt.Sprintf("server SIGKILLed %s before a %s timer was due and restarted %s after its due time on the same SQLite file; %d TimerFired, recorded %s after the restart began "+
+		"(bound: under the timer's own %s, which a timer re-armed from zero on restart would take); the workflow resumed (error: %v)",
+		ms(o.killedBefore), timer, ms(o.restartAfter), len(f), sinceOrNever(fired, restartedAt), timer, err),
 		map[string]float64{"fired_after_restart_s": fired.Sub(restartedAt).Seconds()})
 }
 
@@ -320,15 +347,10 @@ func (tt timerTest) testInterval(t *testing.T) {
 	actions := slices.Clone(d.Info.RecentActions)
 	slices.SortFunc(actions, func(a, b client.ScheduleActionResult) int { return a.ScheduleTime.Compare(b.ScheduleTime) })
 	var gaps, lateness []time.Duration
-	gapsOK, lateOK := true, true
 	for i, a := range actions {
-		l := a.ActualTime.Sub(a.ScheduleTime)
-		lateness = append(lateness, l.Round(time.Millisecond))
-		lateOK = lateOK && l >= 0 && l < every
+		lateness = append(lateness, a.ActualTime.Sub(a.ScheduleTime).Round(time.Millisecond))
 		if i > 0 {
-			g := a.ScheduleTime.Sub(actions[i-1].ScheduleTime)
-			gaps = append(gaps, g)
-			gapsOK = gapsOK && g == every
+			gaps = append(gaps, a.ScheduleTime.Sub(actions[i-1].ScheduleTime))
 		}
 	}
 	completed := 0
@@ -337,9 +359,9 @@ func (tt timerTest) testInterval(t *testing.T) {
 			completed++
 		}
 	}
-	ok := len(actions) >= n && gapsOK && lateOK && completed == len(actions)
-	check.Result(ok, fmt.Sprintf("schedule every %s: %d actions, nominal times %v apart, each started %v after its nominal time (must be before the next fire time); %d of the started workflows completed",
-		every, len(actions), gaps, lateness, completed), nil)
+	o := intervalRun{want: n, actions: len(actions), every: every, gaps: gaps, lateness: lateness, completed: completed}
+	harness.Decide(check, intervalPredicate, o, fmt.Sprintf("schedule every %s: %d actions, nominal times %v apart, each started %v after its nominal time (bound: before the next fire time, %s, the catalog's; margin %s); %d of the started workflows completed",
+		every, len(actions), gaps, lateness, every, ms(every-slices.Max(append([]time.Duration{0}, lateness...))), completed), nil)
 }
 
 func (tt timerTest) testPauseTrigger(t *testing.T) {
@@ -374,8 +396,9 @@ func (tt timerTest) testPauseTrigger(t *testing.T) {
 			after++
 		}
 	}
-	ok := paused.Info.NumActions == 0 && paused.Schedule.State.Paused && triggered.Info.NumActions == 1 && !resumed.Schedule.State.Paused && during == 0 && after >= 2
-	check.Result(ok, fmt.Sprintf("schedule every 1s created paused: %d actions in the %s after creation (paused=%v); trigger-now while paused gave %d action; after unpause %d actions in all: the triggered one, %d fire times from the paused window, %d at or after the unpause",
+	o := pauseRun{pausedActions: paused.Info.NumActions, pausedState: paused.Schedule.State.Paused, triggered: triggered.Info.NumActions,
+		stillPaused: resumed.Schedule.State.Paused, during: during, after: after}
+	harness.Decide(check, pauseTriggerPredicate, o, fmt.Sprintf("schedule every 1s created paused: %d actions in the %s after creation (paused=%v); trigger-now while paused gave %d action; after unpause %d actions in all: the triggered one, %d fire times from the paused window, %d at or after the unpause",
 		paused.Info.NumActions, ms(unpausedAt.Sub(createdAt)), paused.Schedule.State.Paused, triggered.Info.NumActions, resumed.Info.NumActions, during, after),
 		map[string]float64{"actions_while_paused": float64(paused.Info.NumActions)})
 }
@@ -427,18 +450,18 @@ func (tt timerTest) testCronTimezone(t *testing.T) {
 		{"America/New_York 09:30 daily from 10 March 2027", client.ScheduleSpec{CronExpressions: []string{"30 9 * * *"}, TimeZoneName: "America/New_York", StartAt: dstFrom},
 			func(time.Time, int) []time.Time { return cronTimes(dstFrom, 10, 9, 30, ny) }},
 	}
-	ok := true
+	var obs []cronCase
 	var details []string
 	for _, tc := range cases {
 		from := time.Now()
 		h := newSchedule(ctx, t, tt.c, tt.tq, client.ScheduleOptions{Spec: tc.spec, Paused: true}, false)
 		got := utcTimes(describe(ctx, t, h).Info.NextActionTimes)
 		want := tc.want(from, len(got))
-		ok = ok && len(got) > 0 && slices.Equal(got, want)
+		obs = append(obs, cronCase{name: tc.name, got: got, want: want})
 		details = append(details, fmt.Sprintf("%s: server's next action times %s; computed in Go with time.LoadLocation %s; equal: %v",
 			tc.name, fmtTimes(got), fmtTimes(want), slices.Equal(got, want)))
 	}
-	check.Result(ok, strings.Join(details, "; "), nil)
+	harness.Decide(check, cronTimezonePredicate, obs, strings.Join(details, "; "), nil)
 }
 
 func fmtTimes(ts []time.Time) string {
@@ -473,19 +496,9 @@ func (tt timerTest) testBackfill(t *testing.T) {
 			completed++
 		}
 	}
-	ok := d.Info.NumActions == len(want) && slices.Equal(got, want) && completed == len(want)
-	check.Result(ok, fmt.Sprintf("hourly schedule (paused) backfilled over %s..%s: %d actions with nominal times %s, expected one per fire time %s; %d workflows completed",
+	o := backfillRun{actions: d.Info.NumActions, got: got, want: want, completed: completed}
+	harness.Decide(check, backfillPredicate, o, fmt.Sprintf("hourly schedule (paused) backfilled over %s..%s: %d actions with nominal times %s, expected one per fire time %s; %d workflows completed",
 		from.Format("15:04Z"), to.Format("15:04Z"), d.Info.NumActions, fmtTimes(got), fmtTimes(want), completed), nil)
-}
-
-// overlapState is what a schedule reports about overlapping runs; running
-// counts the started workflows still open.
-type overlapState struct {
-	actions, skipped, buffered, running int64
-}
-
-func (s overlapState) String() string {
-	return fmt.Sprintf("%d started, %d skipped, %d buffered, %d running", s.actions, s.skipped, s.buffered, s.running)
 }
 
 // overlap describes schedule id and the workflows it started that are
@@ -525,7 +538,7 @@ func (tt timerTest) testOverlap(t *testing.T) {
 		{enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE, overlapState{1, 3, 1, 1}, 2},
 		{enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL, overlapState{5, 0, 0, 5}, 5},
 	}
-	ok := true
+	var obs []overlapCase
 	var details []string
 	for _, tc := range cases {
 		h := newSchedule(ctx, t, tt.c, tt.tq, client.ScheduleOptions{Spec: client.ScheduleSpec{CronExpressions: []string{"0 0 1 1 *"}}, Overlap: tc.policy}, true)
@@ -558,11 +571,11 @@ func (tt timerTest) testOverlap(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("%s: %v (last state: %s)", tc.policy, err, final)
 		}
-		ok = ok && first == tc.first && final.actions == tc.finalActions
+		obs = append(obs, overlapCase{policy: tc.policy, first: first, wantFirst: tc.first, final: final.actions, wantFinal: tc.finalActions})
 		details = append(details, fmt.Sprintf("%s: while the first run held, %s; after the runs finished, %d started in all",
 			tc.policy, first, final.actions))
 	}
-	check.Result(ok, "5 fire times backfilled while runs hold: "+strings.Join(details, "; "), nil)
+	harness.Decide(check, overlapPredicate, obs, "5 fire times backfilled while runs hold: "+strings.Join(details, "; "), nil)
 }
 
 func testCatchup(t *testing.T) {
@@ -631,16 +644,21 @@ func testCatchup(t *testing.T) {
 		}
 	}
 	oldestSkipped := len(missed) > 0 && len(caughtUp) > 0 && missed[len(missed)-1].Before(caughtUp[0])
-	inWindow := true
-	for _, l := range caughtUpLate {
-		inWindow = inWindow && l <= window+2*time.Second
-	}
-	ok := len(missed) == d.Info.NumActionsMissedCatchupWindow && len(caughtUp) > 0 && oldestSkipped && inWindow && allWithin(missed, killedAt.Add(-every), restartedAt)
-	check.Result(ok, fmt.Sprintf("schedule every %s with a %s catch-up window; server down %.1fs (from %s to %s): %d fire times skipped (server counts %d missed), %s; %d caught up after the restart, %s, started %v after their nominal times; every nominal time ran at most once (%d runs listed for %d actions)",
+	o := catchupRun{missed: len(missed), serverMissed: d.Info.NumActionsMissedCatchupWindow, caughtUp: len(caughtUp), oldestSkipped: oldestSkipped,
+		missedInOutage: allWithin(missed, killedAt.Add(-every), restartedAt), late: caughtUpLate, window: window, slack: catchupSlack}
+	harness.Decide(check, catchupPredicate, o, fmt.Sprintf("schedule every %s with a %s catch-up window; server down %.1fs (from %s to %s): %d fire times skipped (server counts %d missed), %s; %d caught up after the restart, %s, started %v after their nominal times "+
+		"(bound: the window plus %s); every nominal time ran at most once (%d runs listed for %d actions)",
 		every, window, restartedAt.Sub(killedAt).Seconds(), killedAt.UTC().Format("15:04:05"), restartedAt.UTC().Format("15:04:05"),
-		len(missed), d.Info.NumActionsMissedCatchupWindow, clock(missed), len(caughtUp), clock(caughtUp), caughtUpLate, len(runs), d.Info.NumActions),
+		len(missed), d.Info.NumActionsMissedCatchupWindow, clock(missed), len(caughtUp), clock(caughtUp), caughtUpLate, catchupSlack, len(runs), d.Info.NumActions),
 		map[string]float64{"missed": float64(len(missed)), "caught_up": float64(len(caughtUp)), "outage_s": restartedAt.Sub(killedAt).Seconds()})
 }
+
+// catchupSlack is how far past the catch-up window a caught-up run may
+// start: the window is judged by the scheduler when it wakes after the
+// restart, and the run then starts through a workflow task; 2 s is a stated
+// allowance for that (the restart itself took under a second here), not a
+// documented guarantee.
+const catchupSlack = 2 * time.Second
 
 func allWithin(ts []time.Time, from, to time.Time) bool {
 	for _, t := range ts {
