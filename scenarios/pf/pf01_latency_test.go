@@ -390,7 +390,7 @@ func (r *rig) knobSensitivity(ctx context.Context, t *testing.T, env *harness.En
 		return verdict{detail: "Dynamic config: not measured (" + why + ")."}
 	}
 	m := map[string]float64{}
-	run := func(name string, dc map[string]string) string {
+	run := func(name string, dc map[string]string) (stats.Summary, string) {
 		srv := env.StartServer(t, harness.ServerOptions{DynamicConfig: dc})
 		c.OnServerAs(srv, "knob "+name+": the activity step timed for comparison, not judged")
 		kr := newRig(t, srv.Dial(t), "default", "", r.workerOpts)
@@ -398,16 +398,15 @@ func (r *rig) knobSensitivity(ctx context.Context, t *testing.T, env *harness.En
 		s := kr.stepRounds(ctx, t, knobRounds, knobSamples/knobRounds, kindActivity)[kindActivity]
 		maps.Copy(m, s.sum.Metrics(name+"_activity_step_ms"))
 		parts := perStep(s.delta, stepWorkflowName(kindActivity), s.sum.N)
-		return fmt.Sprintf("median %.2f ms [%.2f, %.2f]; per step %s %.2f ms, %s %.2f ms", s.sum.P50, s.sum.P50Lo, s.sum.P50Hi,
+		return s.sum, fmt.Sprintf("median %.2f ms [%.2f, %.2f]; per step %s %.2f ms, %s %.2f ms", s.sum.P50, s.sum.P50Lo, s.sum.P50Hi,
 			parts[0].name, parts[0].ms, parts[3].name, parts[3].ms)
 	}
-	out := []string{"a fresh server with the defaults: " + run("default_server", nil)}
-	def := m["default_server_activity_step_ms_p50"]
+	def, res := run("default_server", nil)
+	out := []string{"a fresh server with the defaults: " + res}
 	for _, k := range latencyKnobs {
-		res := run(k.name, k.values)
-		p50, lo, hi := m[k.name+"_activity_step_ms_p50"], m[k.name+"_activity_step_ms_p50_lo"], m[k.name+"_activity_step_ms_p50_hi"]
-		apart := hi < m["default_server_activity_step_ms_p50_lo"] || lo > m["default_server_activity_step_ms_p50_hi"]
-		out = append(out, fmt.Sprintf("%v: %s, %+.0f%% against the defaults (intervals %s)", k.values, res, 100*(p50-def)/def, overlapWord(apart)))
+		s, res := run(k.name, k.values)
+		apart := s.P50Hi < def.P50Lo || s.P50Lo > def.P50Hi
+		out = append(out, fmt.Sprintf("%v: %s, %+.0f%% against the defaults (intervals %s)", k.values, res, 100*(s.P50-def.P50)/def.P50, overlapWord(apart)))
 	}
 	return verdict{detail: fmt.Sprintf("Dynamic config, activity step over %d steps each: %s.", knobSamples, strings.Join(out, "; ")), metrics: m}
 }

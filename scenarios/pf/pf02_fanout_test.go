@@ -411,14 +411,18 @@ func (f *fanRun) degradation() degradation {
 	return d
 }
 
-// waits are the activities' schedule-to-start times as the worker saw them.
-func (f *fanRun) waits() stats.Summary {
+// waitTimes are the activities' schedule-to-start times as the worker saw
+// them, in completion order.
+func (f *fanRun) waitTimes() []float64 {
 	xs := make([]float64, len(f.events))
 	for i, ev := range f.events {
 		xs[i] = ev.wait
 	}
-	return stats.Summarize(xs)
+	return xs
 }
+
+// waits summarises waitTimes.
+func (f *fanRun) waits() stats.Summary { return stats.Summarize(f.waitTimes()) }
 
 // backlogPeak is the highest backlog the server reported during the run.
 func (f *fanRun) backlogPeak() int64 {
@@ -441,11 +445,8 @@ type contentionReading struct {
 // SDK's workflow-task latencies.
 func (f *fanRun) contention() contentionReading {
 	p := "fan_" + f.name
-	waits := make([]float64, len(f.events))
-	for i, ev := range f.events {
-		waits[i] = ev.wait
-	}
-	w := f.waits()
+	waits := f.waitTimes()
+	w := stats.Summarize(waits)
 	k := max(len(waits)/10, 1)
 	early, late := stats.Summarize(waits[:min(k, len(waits))]), stats.Summarize(waits[max(len(waits)-k, 0):])
 	var maxCount int64
