@@ -70,65 +70,49 @@ var stopAfterNPredicate = predicate.New("RT-03.stop-after-n-failures", "stopsAft
 // either side beyond it is a limit that does not hold.
 const rateLimitTolerance = 0.2
 
-// rateBurstWindow is the start of a fan-out left out of the sustained rate:
-// the limiters allow a burst of one second's tokens at once (the server's
-// burst is ceil(rate), or matching.minTaskThrottlingBurstSize when larger;
-// the SDK's is the pollers already waiting), which the sustained rate must
-// not count.
-const rateBurstWindow = time.Second
+// rateCalls is the size of each rate-limit fan-out: the rate is judged
+// while every partition of the queue still held work (stats.DrainRate, up
+// to the middle call), which 120 calls over the default 4 partitions
+// (binomial, mean 30, sd 4.7) leave unmet only if one partition received
+// under 15, over 3 standard deviations away; at 4/s the judged window is
+// then about 14 seconds.
+const rateCalls = 120
 
 // rateRun is a fan-out of calls to a dependency behind a rate limit.
 type rateRun struct {
-	limit   float64   // configured calls per second
-	n, done int       // calls fanned out, and completed
-	gaps    []float64 // seconds between consecutive calls that began after the burst window
-	err     error
+	limit       float64 // configured calls per second
+	n, done     int     // calls fanned out, and completed
+	stats.Drain         // calls begun per second
+	err         error
 }
 
-// rateInterval is the sustained rate (1 / mean gap) with the bootstrap 95%
-// interval of the mean gap turned into rates.
-func rateInterval(gaps []float64) (rate, lo, hi float64) {
-	if len(gaps) == 0 {
-		return 0, 0, 0
-	}
-	mean := func(xs []float64) float64 {
-		var s float64
-		for _, x := range xs {
-			s += x
-		}
-		return s / float64(len(xs))
-	}
-	gLo, gHi := stats.Bootstrap(gaps, mean)
-	return 1 / max(mean(gaps), 1e-9), 1 / max(gHi, 1e-9), 1 / max(gLo, 1e-9)
-}
-
-// rateHeld: every call completed, at least 10 gaps were measured after the
-// burst, and the whole 95% interval of the sustained rate lies within
-// rateLimitTolerance of the limit: neither above it (the limit leaks) nor
-// below it (the limit starves the work).
+// rateHeld: every call completed; over at least 5 judged seconds the 95%
+// interval of the rate lies within rateLimitTolerance of the limit, neither
+// above it (the limit leaks) nor below it (the limit starves the work); the
+// first second holds at most a burst of one second's tokens on top of one
+// second of rate (the server's limiter burst is ceil(rate) per partition;
+// the SDK's is the pollers already waiting); and the run after the first
+// second does not exceed the limit by more than the tolerance.
 func rateHeld(r rateRun) bool {
-	if r.err != nil || r.n == 0 || r.done != r.n || len(r.gaps) < 10 || r.limit <= 0 {
-		return false
-	}
-	_, lo, hi := rateInterval(r.gaps)
-	return lo >= r.limit*(1-rateLimitTolerance) && hi <= r.limit*(1+rateLimitTolerance)
+	up := r.limit * (1 + rateLimitTolerance)
+	return r.err == nil && r.n > 0 && r.done == r.n && r.limit > 0 && r.Window >= 5 &&
+		r.Lo >= r.limit*(1-rateLimitTolerance) && r.Hi <= up &&
+		len(r.PerSecond) > 0 && float64(r.PerSecond[0]) <= 2*up && r.AfterBurst <= up
 }
 
-func evenGaps(n int, gap float64) []float64 {
-	out := make([]float64, n)
-	for i := range out {
-		out[i] = gap + 0.002*float64(i%3-1)
-	}
-	return out
-}
-
-var rateOK = rateRun{limit: 4, n: 33, done: 33, gaps: evenGaps(28, 0.25)}
+var rateOK = rateRun{limit: 4, n: rateCalls, done: rateCalls, Drain: stats.Drain{
+	PerSecond: slices.Repeat([]int{4}, 30), Window: 14, Rate: 4, Lo: 4, Hi: 4, AfterBurst: 4, Tail: 4}}
 
 var rateCases = []predicate.Case[rateRun]{
-	{Name: "4.0/s after the burst", In: rateOK, Want: true},
-	{Name: "no limit: 33 calls in 150 ms", In: edit(rateOK, func(r *rateRun) { r.gaps = evenGaps(32, 0.005) }), Want: false},
-	{Name: "too slow: 2.6/s against 4/s", In: edit(rateOK, func(r *rateRun) { r.gaps = evenGaps(28, 0.38) }), Want: false},
-	{Name: "too few calls after the burst to measure a rate", In: edit(rateOK, func(r *rateRun) { r.gaps = r.gaps[:5] }), Want: false},
+	{Name: "4/s in every second", In: rateOK, Want: true},
+	{Name: "no limit: 120 calls in the first second", In: edit(rateOK, func(r *rateRun) {
+		r.Drain = stats.Drain{PerSecond: []int{120}}
+	}), Want: false},
+	{Name: "too slow: 2.6/s against 4/s", In: edit(rateOK, func(r *rateRun) { r.Rate, r.Lo, r.Hi = 2.6, 2.4, 2.8 }), Want: false},
+	{Name: "leaks: 5.5/s against 4/s", In: edit(rateOK, func(r *rateRun) { r.Rate, r.Lo, r.Hi, r.AfterBurst = 5.5, 5.2, 5.8, 5.5 }), Want: false},
+	{Name: "an unbounded first burst", In: edit(rateOK, func(r *rateRun) { r.PerSecond = append([]int{40}, r.PerSecond[1:]...) }), Want: false},
+	{Name: "too few seconds to judge", In: edit(rateOK, func(r *rateRun) { r.Window = 3 }), Want: false},
+	{Name: "a call never completed", In: edit(rateOK, func(r *rateRun) { r.done = rateCalls - 1 }), Want: false},
 }
 
 var workerRatePredicate = predicate.New("RT-03.worker-rate-limit", "rateHeld", rateHeld, rateCases...)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/durabench/durabench/harness/predicate"
+	"github.com/durabench/durabench/harness/stats"
 )
 
 // The pass conditions of WF-06's checks, each a named predicate over where
@@ -67,11 +68,7 @@ type rateRun struct {
 	what          string
 	limit         float64 // configured, per second
 	want, n       int     // jobs queued, and started
-	perSecond     []int   // starts in each second from the first start
-	window        int     // seconds 1..window are judged: every partition still held work (see measureRate)
-	rate, lo, hi  float64 // mean starts per second over the window, and its bootstrap 95% interval
-	afterBurst    float64 // starts per second from the end of the first second to the last start
-	tail          float64 // starts per second after the window
+	stats.Drain           // starts per second, judged while every partition still held work
 	effective     string  // what the server says the queue's limit is
 	partitionRate float64 // the per-partition share of a per-queue limit, 0 for a per-worker one
 }
@@ -92,15 +89,15 @@ type rateLimits struct {
 func rateHeldBothWays(o rateLimits) bool {
 	held := func(r rateRun) bool {
 		up := r.limit * (1 + o.tolerance)
-		return r.n == r.want && r.n > 0 && r.window >= 3 && r.lo >= r.limit*(1-o.tolerance) && r.hi <= up &&
-			len(r.perSecond) > 0 && float64(r.perSecond[0]) <= 2*up && r.afterBurst <= up
+		return r.n == r.want && r.n > 0 && r.Window >= 3 && r.Lo >= r.limit*(1-o.tolerance) && r.Hi <= up &&
+			len(r.PerSecond) > 0 && float64(r.PerSecond[0]) <= 2*up && r.AfterBurst <= up
 	}
 	return held(o.worker) && held(o.queue)
 }
 
 var (
-	rateWorker = rateRun{limit: 20, want: 300, n: 300, perSecond: []int{20, 20, 20, 20, 20, 20, 20, 20}, window: 6, rate: 20, lo: 20, hi: 20, afterBurst: 20}
-	rateQueue  = rateRun{limit: 20, want: 300, n: 300, perSecond: []int{40, 20, 20, 20, 20, 20, 19, 11}, window: 4, rate: 20, lo: 20, hi: 20, afterBurst: 18.5}
+	rateWorker = rateRun{limit: 20, want: 300, n: 300, Drain: stats.Drain{PerSecond: []int{20, 20, 20, 20, 20, 20, 20, 20}, Window: 6, Rate: 20, Lo: 20, Hi: 20, AfterBurst: 20}}
+	rateQueue  = rateRun{limit: 20, want: 300, n: 300, Drain: stats.Drain{PerSecond: []int{40, 20, 20, 20, 20, 20, 19, 11}, Window: 4, Rate: 20, Lo: 20, Hi: 20, AfterBurst: 18.5}}
 )
 
 func withRate(r rateRun, f func(*rateRun)) rateRun {
@@ -111,12 +108,12 @@ func withRate(r rateRun, f func(*rateRun)) rateRun {
 var ratePredicate = predicate.New("WF-06.rate-limits-measured", "rateHeldBothWays", rateHeldBothWays,
 	predicate.Case[rateLimits]{Name: "both at 20/s", In: rateLimits{worker: rateWorker, queue: rateQueue, tolerance: 0.2}, Want: true},
 	predicate.Case[rateLimits]{Name: "the per-queue limit delivers 10/s of its 20",
-		In: rateLimits{worker: rateWorker, queue: withRate(rateQueue, func(r *rateRun) { r.rate, r.lo, r.hi = 10, 9.5, 10.5 }), tolerance: 0.2}, Want: false},
+		In: rateLimits{worker: rateWorker, queue: withRate(rateQueue, func(r *rateRun) { r.Rate, r.Lo, r.Hi = 10, 9.5, 10.5 }), tolerance: 0.2}, Want: false},
 	predicate.Case[rateLimits]{Name: "the per-worker limit is ignored: 200/s",
 		In: rateLimits{worker: withRate(rateWorker, func(r *rateRun) {
-			r.perSecond, r.rate, r.lo, r.hi, r.afterBurst, r.window = []int{200, 100}, 0, 0, 0, 100, 0
+			r.Drain = stats.Drain{PerSecond: []int{200, 100}, AfterBurst: 100}
 		}), queue: rateQueue, tolerance: 0.2}, Want: false},
-	predicate.Case[rateLimits]{Name: "an unbounded first burst", In: rateLimits{worker: rateWorker, queue: withRate(rateQueue, func(r *rateRun) { r.perSecond = []int{150, 20, 20, 20, 20, 20, 19, 11} }), tolerance: 0.2}, Want: false},
+	predicate.Case[rateLimits]{Name: "an unbounded first burst", In: rateLimits{worker: rateWorker, queue: withRate(rateQueue, func(r *rateRun) { r.PerSecond = []int{150, 20, 20, 20, 20, 20, 19, 11} }), tolerance: 0.2}, Want: false},
 )
 
 // priorityRun is how often high-priority jobs queued behind low-priority

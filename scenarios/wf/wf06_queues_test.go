@@ -18,8 +18,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
-	"gonum.org/v1/gonum/stat"
-
 	"github.com/durabench/durabench/harness"
 	"github.com/durabench/durabench/harness/stats"
 )
@@ -195,11 +193,11 @@ func (qt queueTest) testRateLimits(t *testing.T, onePartition bool) {
 		"the run after the first second at most %.0f/s.%s",
 		o.worker, o.queue, 100*rateTolerance, rateLimit*(1-rateTolerance), rateLimit*(1+rateTolerance), 2*rateLimit*(1+rateTolerance), rateLimit*(1+rateTolerance), also),
 		map[string]float64{"limit_per_s": rateLimit, "jobs": rateJobs,
-			"worker_rate_per_s": o.worker.rate, "worker_rate_lo": o.worker.lo, "worker_rate_hi": o.worker.hi,
-			"queue_rate_per_s": o.queue.rate, "queue_rate_lo": o.queue.lo, "queue_rate_hi": o.queue.hi,
-			"worker_after_burst_per_s": o.worker.afterBurst, "queue_after_burst_per_s": o.queue.afterBurst,
-			"worker_tail_per_s": o.worker.tail, "queue_tail_per_s": o.queue.tail, "queue_one_partition_tail_per_s": alone.tail,
-			"worker_first_second": float64(first(o.worker.perSecond)), "queue_first_second": float64(first(o.queue.perSecond))})
+			"worker_rate_per_s": o.worker.Rate, "worker_rate_lo": o.worker.Lo, "worker_rate_hi": o.worker.Hi,
+			"queue_rate_per_s": o.queue.Rate, "queue_rate_lo": o.queue.Lo, "queue_rate_hi": o.queue.Hi,
+			"worker_after_burst_per_s": o.worker.AfterBurst, "queue_after_burst_per_s": o.queue.AfterBurst,
+			"worker_tail_per_s": o.worker.Tail, "queue_tail_per_s": o.queue.Tail, "queue_one_partition_tail_per_s": alone.Tail,
+			"worker_first_second": float64(first(o.worker.PerSecond)), "queue_first_second": float64(first(o.queue.PerSecond))})
 }
 
 func first(xs []int) int {
@@ -212,7 +210,7 @@ func first(xs []int) int {
 func (r rateRun) String() string {
 	s := fmt.Sprintf("%s limit %.0f/s: %d of %d jobs started, per second %v; over seconds 1-%d %.1f/s, 95%% interval [%.1f, %.1f] (margins %+.1f below, %+.1f above); "+
 		"%.1f/s after the first second; %.1f/s after the judged seconds",
-		r.what, r.limit, r.n, r.want, r.perSecond, r.window, r.rate, r.lo, r.hi, r.lo-r.limit*(1-rateTolerance), r.limit*(1+rateTolerance)-r.hi, r.afterBurst, r.tail)
+		r.what, r.limit, r.n, r.want, r.PerSecond, r.Window, r.Rate, r.Lo, r.Hi, r.Lo-r.limit*(1-rateTolerance), r.limit*(1+rateTolerance)-r.Hi, r.AfterBurst, r.Tail)
 	if r.partitionRate > 0 {
 		s += fmt.Sprintf(" (the server divides a per-queue limit evenly among the queue's %d read partitions, %.0f/s each, and places tasks in partitions at random: once a partition runs dry its share goes unused, so the end of a backlog drains below the limit)",
 			int(math.Round(r.limit/r.partitionRate)), r.partitionRate)
@@ -229,14 +227,10 @@ func (r rateRun) String() string {
 // backlog first keeps the starter's own pace out of the measurement.
 //
 // The rate is judged on the seconds after the first (which holds the
-// limiter's burst) up to the second in which the middle job started. A
-// per-queue limit is enforced per partition (service/matching
-// ratelimit_manager.go: each of the default 4 read partitions gets a quarter
-// of it), and tasks land in partitions at random: once a partition is empty
-// the queue delivers less than its limit. While half the jobs are still
-// queued every partition holds work unless one received under an eighth of
-// them, which for 300 jobs over 4 partitions (binomial, mean 75, sd 7.5) is
-// 5 standard deviations away. A clean-clone run that took the median of
+// limiter's burst) up to the second in which the middle job started
+// (stats.DrainRate): every partition then still held work unless one
+// received under an eighth of the jobs, which for 300 jobs over 4
+// partitions (binomial, mean 75, sd 7.5) is 5 standard deviations away. A clean-clone run that took the median of
 // every second to the end saw 15/s from a 20/s per-queue limit: the tail.
 func (qt queueTest) measureRate(t *testing.T, what string, o worker.Options) rateRun {
 	ctx := harness.Context(t, 2*time.Minute)
@@ -258,36 +252,7 @@ func (qt queueTest) measureRate(t *testing.T, what string, o worker.Options) rat
 	for _, r := range p.Runs() {
 		starts = append(starts, r.Start)
 	}
-	slices.SortFunc(starts, time.Time.Compare)
-	r := rateRun{what: what, limit: rateLimit, want: rateJobs, n: len(starts)}
-	if len(starts) < 2 {
-		return r
-	}
-	at := func(i int) float64 { return starts[i].Sub(starts[0]).Seconds() }
-	last := at(len(starts) - 1)
-	r.perSecond = make([]int, int(last)+1)
-	for i := range starts {
-		r.perSecond[int(at(i))]++
-	}
-	r.window = min(int(at(len(starts)/2)), len(r.perSecond)) - 1
-	if r.window > 0 {
-		judged := make([]float64, r.window)
-		for i := range judged {
-			judged[i] = float64(r.perSecond[i+1])
-		}
-		r.rate = stat.Mean(judged, nil)
-		r.lo, r.hi = stats.Bootstrap(judged, func(xs []float64) float64 { return stat.Mean(xs, nil) })
-		startedBy := 0 // jobs started before the end of the window
-		for _, c := range r.perSecond[:r.window+1] {
-			startedBy += c
-		}
-		if rest := last - float64(r.window+1); rest > 0 {
-			r.tail = float64(len(starts)-startedBy) / rest
-		}
-	}
-	if last > 1 {
-		r.afterBurst = float64(len(starts)-r.perSecond[0]) / (last - 1)
-	}
+	r := rateRun{what: what, limit: rateLimit, want: rateJobs, n: len(starts), Drain: stats.DrainRate(starts)}
 	if o.TaskQueueActivitiesPerSecond > 0 {
 		resp, err := qt.c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
 			Namespace: qt.ns, TaskQueue: &taskqueuepb.TaskQueue{Name: tq}, TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY, ReportConfig: true,
