@@ -32,11 +32,11 @@ func TestRT03(t *testing.T) {
 	t.Run("rate_limits", func(t *testing.T) {
 		t.Run("worker", func(t *testing.T) {
 			t.Parallel()
-			testRateLimit(t, "RT-03.worker-rate-limit", workerRatePredicate, worker.Options{WorkerActivitiesPerSecond: 4}, 1)
+			testRateLimit(t, "RT-03.worker-rate-limit", workerRatePredicate, worker.Options{WorkerActivitiesPerSecond: rateLimit}, 1)
 		})
 		t.Run("task_queue", func(t *testing.T) {
 			t.Parallel()
-			testRateLimit(t, "RT-03.queue-rate-limit", queueRatePredicate, worker.Options{TaskQueueActivitiesPerSecond: 4}, 2)
+			testRateLimit(t, "RT-03.queue-rate-limit", queueRatePredicate, worker.Options{TaskQueueActivitiesPerSecond: rateLimit}, 2)
 		})
 	})
 	t.Run("concurrency_slots", testConcurrencySlots)
@@ -177,7 +177,7 @@ func testRateLimit(t *testing.T, id string, pred *predicate.P[rateRun], o worker
 	// partitions (matching ratelimit_manager: rate / numReadPartitions) and
 	// tasks land on partitions at random, so the queue runs below its limit
 	// once one partition is empty: the tail, reported, not judged. On a
-	// server with one read partition 33 calls arrived at 4.00/s to the end.
+	// server with one read partition 33 calls at 4/s arrived at 4.00/s to the end.
 	tail := ""
 	if o.TaskQueueActivitiesPerSecond > 0 {
 		tail = " (the server divides a per-queue limit among the queue's read partitions, matching.numTaskqueueReadPartitions, default 4: once one is empty its share goes unused)"
