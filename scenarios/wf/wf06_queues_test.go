@@ -230,8 +230,9 @@ func (r rateRun) String() string {
 // limiter's burst) up to the second in which the middle job started
 // (stats.DrainRate): every partition then still held work unless one
 // received under an eighth of the jobs, which for 300 jobs over 4
-// partitions (binomial, mean 75, sd 7.5) is 5 standard deviations away. A clean-clone run that took the median of
-// every second to the end saw 15/s from a 20/s per-queue limit: the tail.
+// partitions (binomial, mean 75, sd 7.5) is 5 standard deviations away. A
+// clean-clone run that took the median of every second to the end saw 15/s
+// from a 20/s per-queue limit: the tail.
 func (qt queueTest) measureRate(t *testing.T, what string, o worker.Options) rateRun {
 	ctx := harness.Context(t, 2*time.Minute)
 	tq := harness.TaskQueue(t)
